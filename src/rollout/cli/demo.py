@@ -1,0 +1,202 @@
+"""`rollout demo`: the whole product in one process on an embedded database and a simulated
+fleet: releases (some bad) roll out, bad ones roll back and page, a summary at the end."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rollout.config import Fleet, load_fleet
+from rollout.drivers.simulated import Fault, SimulatedFleet, simulated_fleet
+from rollout.engine.embedded import EmbeddedEngine
+from rollout.engine.submission import submit
+from rollout.store.database import migrate, reading, transaction
+from rollout.store.models import Installation
+from rollout.store.queries import all_pages, rollout_counts, upgrade_counts
+
+DEADLINE_S = 55.0
+BAD_VERSION = "2.0.0-rc.bad"
+
+
+def demo_config() -> Path:
+    """The demo fleet: config/demo.yaml of the source tree, or the copy in the package."""
+    packaged = Path(__file__).resolve().parent.parent / "demo.yaml"
+    if packaged.exists():
+        return packaged
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "config" / "demo.yaml"
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError("config/demo.yaml not found")
+
+
+def _seed(fleet: Fleet, simulator: SimulatedFleet, database_url: str) -> None:
+    simulation = fleet.simulation
+    if simulation is None:
+        return
+    for fault in simulation.faults:
+        simulator.inject(
+            Fault(
+                service=fault.service,
+                version=fault.version,
+                health=fault.health,
+                flaky_rate=fault.flaky_rate,
+                error_rate=fault.error_rate,
+                deploy_seconds=fault.deploy_seconds,
+                deploy_fails=fault.deploy_fails,
+            )
+        )
+    if simulation.initial_version is None:
+        return
+    pairs = {
+        (environment.name, service.name): simulation.initial_version
+        for service in fleet.services
+        for environment in fleet.environments_of(service)
+    }
+    simulator.install(pairs)
+    now = datetime.now(UTC)
+    with transaction(database_url) as session:
+        session.add_all(
+            Installation(environment=e, service=s, version=v, updated_at=now)
+            for (e, s), v in pairs.items()
+        )
+
+
+def _releases(fleet: Fleet) -> list[tuple[str, str]]:
+    """One release per service; every fifth service ships a bad one; the first service gets
+    a second release at once, which supersedes its first."""
+    releases = []
+    for index, service in enumerate(fleet.services):
+        releases.append((service.name, BAD_VERSION if index % 5 == 3 else "1.1.0"))
+    if fleet.services:
+        releases.append((fleet.services[0].name, "1.2.0"))
+    return releases
+
+
+def _status_table(upgrades: dict[str, int], rollouts: dict[str, int]) -> Table:
+    table = Table(show_header=True, title="Live", title_justify="left")
+    table.add_column("rollouts")
+    table.add_column("upgrades")
+    table.add_row(
+        ", ".join(f"{k} {v}" for k, v in sorted(rollouts.items())),
+        ", ".join(f"{k} {v}" for k, v in sorted(upgrades.items())),
+    )
+    return table
+
+
+def run_demo(config: Path | None, console: Console | None) -> dict[str, Any]:
+    started = time.monotonic()
+    fleet = load_fleet(config or demo_config())
+    workdir = Path(tempfile.mkdtemp(prefix="rollout-demo-"))
+    database_url = f"sqlite:///{workdir / 'rollout.db'}"
+    migrate(database_url)
+    simulator_url = f"sqlite:///{workdir / 'simulator.db'}"
+    _seed(fleet, simulated_fleet(simulator_url), database_url)
+
+    with EmbeddedEngine(database_url, simulator_url) as engine:
+        submitted = [submit(engine.runtime, fleet, s, v) for s, v in _releases(fleet)]
+        total = sum(len(fleet.environments_of(fleet.service(s))) for s, _ in _releases(fleet))
+        progress = Progress(
+            TextColumn("upgrades settled"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        bar = progress.add_task("upgrades", total=total)
+        live = Live(console=console, refresh_per_second=8) if console else None
+        if live:
+            live.start()
+        try:
+            while time.monotonic() - started < DEADLINE_S:
+                with reading(database_url) as session:
+                    upgrades = upgrade_counts(session)
+                    rollouts = rollout_counts(session)
+                settled = sum(n for s, n in upgrades.items() if s in _FINAL)
+                progress.update(bar, completed=settled)
+                if live:
+                    live.update(Group(progress, _status_table(upgrades, rollouts)))
+                if all(s in _FINAL_ROLLOUT for s in rollouts):
+                    break
+                time.sleep(0.25)
+        finally:
+            if live:
+                live.stop()
+
+    with transaction(database_url) as session:
+        upgrades = upgrade_counts(session)
+        rollouts = rollout_counts(session)
+        pages = all_pages(session)
+    elapsed = time.monotonic() - started
+    summary: dict[str, Any] = {
+        "services": len(fleet.services),
+        "environments": len(fleet.environments),
+        "stages": [s.name for s in fleet.stages],
+        "releases_submitted": len(submitted),
+        "rollouts": dict(sorted(rollouts.items())),
+        "upgrades": dict(sorted(upgrades.items())),
+        "upgrades_done": upgrades.get("succeeded", 0),
+        "rollbacks": upgrades.get("rolled_back", 0) + upgrades.get("rollback_failed", 0),
+        "pages": [
+            {
+                "team": p.team,
+                "severity": p.severity,
+                "service": p.service,
+                "version": p.version,
+                "environment": p.environment,
+                "stage": p.stage,
+                "gate": p.gate,
+                "detail": p.detail,
+                "summary": p.summary,
+            }
+            for p in pages
+        ],
+        "pages_by_team": dict(Counter(p.team for p in pages)),
+        "all_final": all(s in _FINAL_ROLLOUT for s in rollouts),
+        "elapsed_s": round(elapsed, 1),
+        "data_dir": str(workdir),
+    }
+    if console:
+        _print_summary(console, summary)
+    return summary
+
+
+_FINAL = {"succeeded", "rolled_back", "rollback_failed", "cancelled", "superseded"}
+_FINAL_ROLLOUT = {"succeeded", "failed", "superseded"}
+
+
+def _print_summary(console: Console, summary: dict[str, Any]) -> None:
+    console.print(
+        f"\n[bold]Demo finished in {summary['elapsed_s']}s[/bold]: "
+        f"{summary['services']} services × {summary['environments']} environments in "
+        f"{len(summary['stages'])} stages ({' → '.join(summary['stages'])})",
+        highlight=False,
+    )
+    console.print(
+        f"upgrades done: {summary['upgrades_done']} · rollbacks: {summary['rollbacks']} · "
+        f"rollouts: " + ", ".join(f"{k} {v}" for k, v in summary["rollouts"].items()),
+        highlight=False,
+    )
+    table = Table(title="Who would be paged, for what", title_justify="left")
+    for column in ("team", "sev", "release", "environment", "what failed"):
+        table.add_column(column, overflow="fold")
+    for page in summary["pages"]:
+        table.add_row(
+            f"{page['team']} on-call",
+            page["severity"],
+            f"{page['service']} {page['version']}",
+            f"{page['environment']} ({page['stage']})",
+            page["detail"].split(" (http")[0],
+        )
+    console.print(table)
+    console.print(
+        f"data kept in {summary['data_dir']} (ROLLOUT_DATA_DIR to inspect it)", highlight=False
+    )

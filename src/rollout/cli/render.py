@@ -1,0 +1,132 @@
+"""Rich output for operators: tables of rollouts, and the story of one rollout."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from rollout.store.models import Measurement, Upgrade
+from rollout.store.queries import RolloutDetail, RolloutRow
+
+STATE_STYLE = {
+    "succeeded": "green",
+    "running": "cyan",
+    "verifying": "cyan",
+    "deploying": "cyan",
+    "ready": "cyan",
+    "pending": "dim",
+    "paused": "yellow",
+    "awaiting_decision": "yellow",
+    "failing": "red",
+    "failed": "bold red",
+    "rolling_back": "red",
+    "rolled_back": "red",
+    "rollback_failed": "bold red",
+    "cancelled": "dim",
+    "superseded": "dim",
+    "superseding": "dim",
+}
+
+
+def state_text(state: str) -> Text:
+    return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+def rollouts_table(rows: list[RolloutRow]) -> Table:
+    table = Table(title="Rollouts", title_justify="left")
+    for column in ("id", "service", "version", "team", "state", "stage", "upgraded", "reason"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            r.service,
+            r.version,
+            r.team,
+            state_text(r.state),
+            r.stage,
+            f"{r.done}/{r.total}",
+            r.reason or "",
+        )
+    return table
+
+
+def _gates(upgrade: Upgrade, measured: dict[str, list[Measurement]]) -> str:
+    lines = []
+    for gate, rows in measured.items():
+        last = rows[-1]
+        failures = sum(m.outcome == "failure" for m in rows)
+        errors = sum(m.outcome == "error" for m in rows)
+        counts = f"{len(rows)} taken"
+        if failures:
+            counts += f", {failures} failed"
+        if errors:
+            counts += f", {errors} errors"
+        lines.append(f"{gate}: {last.value or '-'} against {last.condition} ({counts})")
+    return "\n".join(lines)
+
+
+def _why(upgrade: Upgrade) -> str:
+    if upgrade.state == "pending":
+        return f"waits: {upgrade.hold_reason or 'not planned yet'}"
+    return upgrade.reason or ""
+
+
+def rollout_story(detail: RolloutDetail) -> Group:
+    r = detail.rollout
+    stages = r.plan["stages"]
+    header = Text.assemble(
+        (f"Rollout {r.id}", "bold"),
+        f" · {r.service} {r.version} · team {r.team} · ",
+        state_text(r.state),
+    )
+    parts: list[Table | Text] = [header]
+    if detail.release.digest:
+        parts.append(Text(f"digest: {detail.release.digest}"))
+    parts.append(Text(f"release {detail.release.state}: {detail.release.reason or 'ok'}"))
+    if r.reason:
+        parts.append(Text(f"why: {r.reason}"))
+    current = min(r.stage_index, len(stages) - 1)
+    for index, stage in enumerate(stages):
+        members = [u for u in detail.upgrades if u.stage_index == index]
+        if index < current or (index == current and r.state == "succeeded"):
+            status = "passed"
+        elif index == current:
+            status = "current"
+        else:
+            status = "not reached"
+        table = Table(
+            title=f"Stage {index + 1} {stage['name']} ({status}; soak {stage['soak_s']:g}s, "
+            f"promote at {stage['promote_share']:.0%})",
+            title_justify="left",
+            show_lines=False,
+        )
+        for column in (
+            "environment",
+            "state",
+            "version",
+            "gates (last value against condition)",
+            "why",
+        ):
+            table.add_column(column, overflow="fold")
+        for u in members:
+            table.add_row(
+                u.environment,
+                state_text(u.state),
+                f"{u.from_version or '-'} → {u.to_version}",
+                _gates(u, detail.measurements.get(u.id, {})),
+                _why(u),
+            )
+        parts.append(table)
+    for page in detail.pages:
+        parts.append(
+            Text(
+                f"page {page.severity} to {page.team} on-call [{page.state}]: {page.summary}",
+                style="red" if page.kind != "decision" else "yellow",
+            )
+        )
+    return Group(*parts)
+
+
+def print_story(console: Console, detail: RolloutDetail) -> None:
+    console.print(rollout_story(detail))

@@ -1,0 +1,652 @@
+"""The fleet config as pydantic models: teams, stages, environments, services, gates."""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from typing import Annotated, Any, Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from rollout.config.durations import Duration, PositiveDuration
+from rollout.domain.conditions import parse_condition
+
+__all__ = [
+    "LABEL_KEY_PATTERN",
+    "NAME_PATTERN",
+    "REQUIREMENT_OPERATORS",
+    "SEVERITIES",
+    "URL_PLACEHOLDERS",
+    "VERSION_PATTERN",
+    "Driver",
+    "Environment",
+    "EnvironmentSelector",
+    "Fault",
+    "Fleet",
+    "Gate",
+    "HttpGate",
+    "Member",
+    "Requirement",
+    "Service",
+    "SimulatedDriver",
+    "Simulation",
+    "SoakGate",
+    "Stage",
+    "Team",
+]
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$"
+LABEL_KEY_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
+SEVERITIES: tuple[str, ...] = ("P0", "P1", "P2", "P3", "P4")
+URL_PLACEHOLDERS: tuple[str, ...] = ("service", "version", "environment", "stage")
+REQUIREMENT_OPERATORS: tuple[str, ...] = (">=", ">", "==", "<=", "<", "!=")
+
+Severity = Literal["P0", "P1", "P2", "P3", "P4"]
+
+
+# --- scalar types -------------------------------------------------------------------------
+
+
+def _check_name(value: str) -> str:
+    if not re.fullmatch(NAME_PATTERN, value):
+        raise ValueError(
+            f"invalid name {value!r}: use lowercase letters, digits and '-', "
+            "starting with a letter, at most 63 characters"
+        )
+    return value
+
+
+def _check_version(value: object) -> object:
+    # YAML reads `1.10` as the float 1.1: refuse numbers rather than guess the text.
+    if isinstance(value, bool | int | float):
+        raise ValueError(
+            f"a version must be a quoted string: YAML read the number {value!r} here "
+            '(write e.g. "1.10", in quotes)'
+        )
+    if isinstance(value, str) and not re.fullmatch(VERSION_PATTERN, value):
+        raise ValueError(
+            f"invalid version {value!r}: use letters, digits and . _ + - (at most 64), "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _check_label_key(value: str) -> str:
+    if not re.fullmatch(LABEL_KEY_PATTERN, value):
+        raise ValueError(
+            f"invalid label key {value!r}: use lowercase letters, digits and _ . -, "
+            "starting with a letter, at most 63 characters"
+        )
+    return value
+
+
+def _label_value(value: object) -> object:
+    # `air_gapped: true` in YAML is a bool; labels compare as text, so store "true".
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value).lower()
+    if not isinstance(value, str):
+        raise ValueError(f"label value must be a string, got {type(value).__name__}")
+    return value
+
+
+Name = Annotated[
+    str, AfterValidator(_check_name), WithJsonSchema({"type": "string", "pattern": NAME_PATTERN})
+]
+Version = Annotated[
+    str,
+    BeforeValidator(_check_version),
+    WithJsonSchema({"type": "string", "pattern": VERSION_PATTERN}),
+]
+LabelKey = Annotated[
+    str,
+    AfterValidator(_check_label_key),
+    WithJsonSchema({"type": "string", "pattern": LABEL_KEY_PATTERN}),
+]
+LabelValue = Annotated[str, BeforeValidator(_label_value)]
+Labels = dict[LabelKey, LabelValue]
+
+
+class _Model(BaseModel):
+    # Typos in a config must be errors, and a loaded config is never changed in place.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- teams ----------------------------------------------------------------------------------
+
+
+class Member(_Model):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    timezone: str
+    email: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)"
+            ) from None
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _plausible_email(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError(f"invalid email address {value!r}")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Team(_Model):
+    name: Name
+    members: list[Member] = Field(default_factory=list)
+
+
+# --- stages and environments ----------------------------------------------------------------
+
+
+def _parallelism(value: object) -> object:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"invalid parallelism {value!r}: use a number >= 1 or a percent")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"parallelism must be at least 1, got {value}")
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return _parallelism(int(text))
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", text)
+        if match:
+            percent = float(match.group(1))
+            if not 0 < percent <= 100:
+                raise ValueError(f"parallelism percent must be in (0%, 100%], got {value!r}")
+            return f"{match.group(1)}%"
+    raise ValueError(f'invalid parallelism {value!r}: use a number >= 1 or a percent such as "25%"')
+
+
+class Stage(_Model):
+    name: Name
+    # Healthy time after enough environments passed, before promotion.
+    soak: Duration = timedelta(0)
+    # Share of the stage's environments (for the service) that must have passed.
+    promote_share: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+    # int >= 1, or "NN%" of the stage's environments for the service; None: unlimited.
+    parallelism: Annotated[int | str | None, BeforeValidator(_parallelism)] = None
+    # None: the default for the stage's position, see Fleet.severity_for_stage.
+    page_severity: Severity | None = None
+
+    def parallel_limit(self, environment_count: int) -> int | None:
+        """How many of `environment_count` environments may upgrade at once; None: all."""
+        if self.parallelism is None:
+            return None
+        if isinstance(self.parallelism, int):
+            return self.parallelism
+        percent = float(self.parallelism.rstrip("%"))
+        return max(1, math.floor(environment_count * percent / 100))
+
+
+class SimulatedDriver(_Model):
+    type: Literal["simulated"]
+    poll_interval: PositiveDuration = timedelta(seconds=1)
+    deploy_timeout: PositiveDuration = timedelta(minutes=10)
+
+
+# A discriminated union on `type`; more drivers (http agent, command) join it later.
+Driver = Annotated[SimulatedDriver, Field(discriminator="type")]
+
+
+class Environment(_Model):
+    name: Name
+    stage: Name
+    driver: Driver
+    labels: Labels = Field(default_factory=dict)
+
+
+class EnvironmentSelector(_Model):
+    labels: Labels = Field(default_factory=dict)
+
+    def matches(self, environment: Environment) -> bool:
+        return all(environment.labels.get(k) == v for k, v in self.labels.items())
+
+
+# --- gates ------------------------------------------------------------------------------------
+
+
+class _GateBase(_Model):
+    name: Name
+    initial_delay: Duration = timedelta(0)
+    interval: PositiveDuration = timedelta(seconds=10)
+    failure_limit: Annotated[int, Field(ge=0)] = 0
+    inconclusive_limit: Annotated[int, Field(ge=0)] = 0
+    consecutive_error_limit: Annotated[int, Field(ge=0)] = 4
+    consecutive_successes: Annotated[int, Field(ge=1)] | None = None
+    dry_run: bool = False
+
+
+def _check_url(value: str) -> str:
+    if not re.match(r"https?://", value):
+        raise ValueError(f"url {value!r} must start with http:// or https://")
+    try:
+        fields = list(string.Formatter().parse(value))
+    except ValueError as exc:
+        raise ValueError(f"url {value!r} has unbalanced braces ({exc})") from None
+    allowed = ", ".join(f"{{{p}}}" for p in URL_PLACEHOLDERS)
+    for _literal, field, spec, conversion in fields:
+        if field is None:
+            continue
+        if field not in URL_PLACEHOLDERS or spec or conversion:
+            shown = "{" + field + (f"!{conversion}" if conversion else "")
+            shown += (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"unknown placeholder {shown!r} in url (allowed: {allowed})")
+    return value
+
+
+def _check_condition(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_condition(value)
+    except ValueError as exc:
+        raise ValueError(f"invalid condition: {exc}") from None
+    return value
+
+
+Condition = Annotated[str | None, AfterValidator(_check_condition)]
+
+
+class HttpGate(_GateBase):
+    type: Literal["http"]
+    # Placeholders: {service} {version} {environment} {stage}.
+    url: Annotated[str, AfterValidator(_check_url)]
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    expect_status: Annotated[list[Annotated[int, Field(ge=100, le=599)]], Field(min_length=1)] = (
+        Field(default_factory=lambda: [200])
+    )
+    success_condition: Condition = None
+    failure_condition: Condition = None
+    # What a field missing from the response counts as.
+    no_data: Literal["error", "fail", "pass", "inconclusive"] = "error"
+    timeout: PositiveDuration = timedelta(seconds=5)
+    # None: no fixed number of measurements.
+    count: Annotated[int, Field(ge=1)] | None = 1
+
+
+class SoakGate(_GateBase):
+    type: Literal["soak"]
+    # Healthy, as the environment's driver reports health, for this long.
+    duration: PositiveDuration
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_count(cls, data: Any) -> Any:
+        # Say why rather than "unknown field": the count follows from duration and interval.
+        if isinstance(data, Mapping) and "count" in data:
+            raise ValueError(
+                "`count` is not allowed on a soak gate: it is derived as "
+                "ceil(duration / interval) + 1"
+            )
+        return data
+
+    @property
+    def count(self) -> int:
+        """Measurements: one at the start and one per interval until the duration is covered."""
+        return math.ceil(self.duration / self.interval) + 1
+
+
+Gate = Annotated[HttpGate | SoakGate, Field(discriminator="type")]
+
+
+# --- services ---------------------------------------------------------------------------------
+
+_REQUIREMENT = re.compile(r"\s*([^\s<>=!]+)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*")
+
+
+class Requirement(_Model):
+    service: Name
+    op: Literal[">=", ">", "==", "<=", "<", "!="]
+    version: Version
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        if not isinstance(data, str):
+            return data
+        match = _REQUIREMENT.fullmatch(data)
+        if match is None:
+            ops = " ".join(REQUIREMENT_OPERATORS)
+            raise ValueError(
+                f'invalid requirement {data!r}: use "SERVICE OP VERSION" with OP one of {ops}, '
+                'e.g. "billing-db >= 2.3"'
+            )
+        return {"service": match.group(1), "op": match.group(2), "version": match.group(3)}
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.op} {self.version}"
+
+
+class Service(_Model):
+    name: Name
+    team: Name
+    # None: every environment.
+    environments: EnvironmentSelector | None = None
+    requires: list[Requirement] = Field(default_factory=list)
+    gates: list[Gate] = Field(default_factory=list)
+
+    def runs_in(self, environment: Environment) -> bool:
+        return self.environments is None or self.environments.matches(environment)
+
+
+# --- simulation -------------------------------------------------------------------------------
+
+
+def _name_or_any(value: str) -> str:
+    return value if value == "*" else _check_name(value)
+
+
+def _version_or_any(value: object) -> object:
+    return value if value == "*" else _check_version(value)
+
+
+class Fault(_Model):
+    # "*" matches any service, any version.
+    service: Annotated[str, AfterValidator(_name_or_any)] = "*"
+    version: Annotated[str, BeforeValidator(_version_or_any)] = "*"
+    health: Literal["healthy", "unhealthy", "flaky"] = "healthy"
+    # Share of probes that cannot be taken, when health is flaky.
+    flaky_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.2
+    # What the fake health endpoint reports; default 0.2 when unhealthy, else 0.0.
+    error_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
+    deploy_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    deploy_fails: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_error_rate(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("error_rate") is None:
+            rate = 0.2 if data.get("health") == "unhealthy" else 0.0
+            return {**data, "error_rate": rate}
+        return data
+
+    def specificity(self) -> int:
+        # An exact version beats a service-wide rule, as in the simulated driver.
+        return (self.version != "*") * 2 + (self.service != "*")
+
+    def matches(self, service: str, version: str) -> bool:
+        return self.service in ("*", service) and self.version in ("*", version)
+
+
+class Simulation(_Model):
+    initial_version: Version | None = None
+    faults: list[Fault] = Field(default_factory=list)
+
+    def fault_for(self, service: str, version: str) -> Fault | None:
+        """The most specific fault for (service, version); the first in the file on a tie."""
+        found = [f for f in self.faults if f.matches(service, version)]
+        return max(found, key=Fault.specificity, default=None)
+
+
+# --- the fleet ----------------------------------------------------------------------------------
+
+
+Loc = tuple[str | int, ...]
+
+
+class Fleet(_Model):
+    teams: list[Team] = Field(default_factory=list)
+    # The order in the file is the pipeline order.
+    stages: Annotated[list[Stage], Field(min_length=1)]
+    environments: list[Environment] = Field(default_factory=list)
+    services: list[Service] = Field(default_factory=list)
+    # Only the simulated driver reads this (demo, tests, benchmarks).
+    simulation: Simulation | None = None
+
+    _stage_index: dict[str, int] = PrivateAttr(default_factory=dict)
+    _services: dict[str, Service] = PrivateAttr(default_factory=dict)
+    _teams: dict[str, Team] = PrivateAttr(default_factory=dict)
+    _environments: dict[str, Environment] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        # The engine asks these per upgrade: index once instead of scanning lists.
+        self._stage_index = {s.name: i for i, s in enumerate(self.stages)}
+        self._services = {s.name: s for s in self.services}
+        self._teams = {t.name: t for t in self.teams}
+        self._environments = {e.name: e for e in self.environments}
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _cross_checks(cls, data: Any, handler: ModelWrapValidatorHandler[Fleet]) -> Fleet:
+        # Run the reference checks on the raw input even when fields failed, so one load
+        # reports every problem, each with its own location.
+        if isinstance(data, Fleet):
+            return data
+        errors: list[InitErrorDetails] = []
+        fleet: Fleet | None = None
+        try:
+            fleet = handler(data)
+        except ValidationError as exc:
+            errors = [_reraise(error, data) for error in exc.errors()]
+        if isinstance(data, Mapping):
+            errors += [
+                {"type": PydanticCustomError("reference", message), "loc": loc, "input": None}
+                for loc, message in reference_problems(data)
+            ]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        assert fleet is not None
+        return fleet
+
+    def stage(self, name: str) -> Stage:
+        return self.stages[self.stage_index(name)]
+
+    def stage_index(self, name: str) -> int:
+        """Position of the stage in the pipeline; KeyError if unknown."""
+        return self._stage_index[name]
+
+    def service(self, name: str) -> Service:
+        """KeyError if unknown."""
+        return self._services[name]
+
+    def team(self, name: str) -> Team:
+        """KeyError if unknown."""
+        return self._teams[name]
+
+    def environment(self, name: str) -> Environment:
+        """KeyError if unknown."""
+        return self._environments[name]
+
+    def environments_of(self, service: Service) -> list[Environment]:
+        """The environments the service runs in: in stage order, then file order."""
+        chosen = [e for e in self.environments if service.runs_in(e)]
+        # sorted() is stable, so file order holds within a stage.
+        return sorted(chosen, key=lambda e: self._stage_index[e.stage])
+
+    def severity_for_stage(self, stage_name: str) -> str:
+        """The stage's page severity: its own, or P0 last, P2 before last, P3 earlier."""
+        index = self.stage_index(stage_name)
+        configured = self.stages[index].page_severity
+        if configured is not None:
+            return configured
+        from_end = len(self.stages) - 1 - index
+        return "P0" if from_end == 0 else "P2" if from_end == 1 else "P3"
+
+
+def _reraise(error: Any, data: Any) -> InitErrorDetails:
+    """One of the handler's errors, passed on (with a clearer word for an owner-less service)."""
+    loc = cast(Loc, tuple(error["loc"]))
+    if (
+        len(loc) == 3
+        and loc[0] == "services"
+        and loc[2] == "team"
+        and (error["type"] == "missing" or error["input"] is None)
+    ):
+        name = _get(_get(data, "services", loc[1]), "name")
+        shown = repr(name) if isinstance(name, str) else f"#{loc[1]}"
+        message = f"service {shown} has no owning team (field `team`)"
+        return {"type": PydanticCustomError("no_owner", message), "loc": loc, "input": None}
+    details: InitErrorDetails = {"type": error["type"], "loc": loc, "input": error["input"]}
+    if "ctx" in error:
+        details["ctx"] = error["ctx"]
+    try:
+        ValidationError.from_exception_data("check", [details])
+    except (KeyError, TypeError, ValueError):
+        # Not a built-in error type pydantic can rebuild: keep its message as it is.
+        custom = PydanticCustomError(error["type"], error["msg"])
+        return {"type": custom, "loc": loc, "input": error["input"]}
+    return details
+
+
+# --- reference checks on raw data ----------------------------------------------------------------
+
+
+def _get(data: object, *keys: str | int) -> object:
+    """data[k1][k2]… or None, for input whose shape is not checked yet."""
+    for key in keys:
+        if isinstance(key, int) and isinstance(data, list) and 0 <= key < len(data):
+            data = data[key]
+        elif isinstance(key, str) and isinstance(data, Mapping):
+            data = data.get(key)
+        else:
+            return None
+    return data
+
+
+def _items(data: object, key: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    items = _get(data, key)
+    if isinstance(items, list):
+        for index, item in enumerate(items):
+            if isinstance(item, Mapping):
+                yield index, item
+
+
+def _names(data: object, key: str) -> list[str]:
+    return [item["name"] for _, item in _items(data, key) if isinstance(item.get("name"), str)]
+
+
+def _duplicates(data: object, key: str, what: str, prefix: Loc = ()) -> Iterator[tuple[Loc, str]]:
+    first: dict[str, int] = {}
+    for index, item in _items(data, key):
+        name = item.get("name")
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            where = dotted((*prefix, key, first[name]))
+            yield (
+                (*prefix, key, index, "name"),
+                f"duplicate {what} name {name!r} (first at {where})",
+            )
+        else:
+            first[name] = index
+
+
+def dotted(loc: Loc) -> str:
+    """A location as config paths are shown: services[3].gates[0].interval."""
+    out = ""
+    for step in loc:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out
+
+
+def _one_of(names: list[str]) -> str:
+    return ", ".join(names) if names else "none defined"
+
+
+def reference_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """Cross-field problems of a raw fleet document: duplicate names, unknown references,
+    empty stages. Tolerates malformed parts; the field validation reports those."""
+    problems: list[tuple[Loc, str]] = []
+    for key, what in (
+        ("teams", "team"),
+        ("stages", "stage"),
+        ("environments", "environment"),
+        ("services", "service"),
+    ):
+        problems += _duplicates(data, key, what)
+    teams = _names(data, "teams")
+    stages = _names(data, "stages")
+    services = _names(data, "services")
+
+    used_stages: set[str] = set()
+    for index, environment in _items(data, "environments"):
+        stage = environment.get("stage")
+        if isinstance(stage, str):
+            used_stages.add(stage)
+            if stage not in stages:
+                problems.append(
+                    (
+                        ("environments", index, "stage"),
+                        f"unknown stage {stage!r} (stages: {_one_of(stages)})",
+                    )
+                )
+    for index, stage in _items(data, "stages"):
+        name = stage.get("name")
+        if isinstance(name, str) and name not in used_stages:
+            problems.append((("stages", index), f"stage {name!r} has no environment"))
+
+    for index, service in _items(data, "services"):
+        name = service.get("name")
+        team = service.get("team")
+        if isinstance(team, str) and team not in teams:
+            problems.append(
+                (("services", index, "team"), f"unknown team {team!r} (teams: {_one_of(teams)})")
+            )
+        problems += _duplicates(service, "gates", "gate", ("services", index))
+        requires = service.get("requires")
+        if isinstance(requires, list):
+            for position, requirement in enumerate(requires):
+                other = _required_service(requirement)
+                loc: Loc = ("services", index, "requires", position)
+                if other is None:
+                    continue
+                if other == name:
+                    problems.append((loc, f"service {name!r} cannot require itself"))
+                elif other not in services:
+                    problems.append(
+                        (loc, f"unknown service {other!r} (services: {_one_of(services)})")
+                    )
+
+    for index, fault in _items(_get(data, "simulation"), "faults"):
+        target = fault.get("service")
+        if isinstance(target, str) and target != "*" and target not in services:
+            problems.append(
+                (
+                    ("simulation", "faults", index, "service"),
+                    f'unknown service {target!r} (use a service name or "*")',
+                )
+            )
+    return problems
+
+
+def _required_service(requirement: object) -> str | None:
+    if isinstance(requirement, str):
+        match = _REQUIREMENT.fullmatch(requirement)
+        return match.group(1) if match else None
+    service = _get(requirement, "service")
+    return service if isinstance(service, str) else None

@@ -1,0 +1,1 @@
+"""Pure rollout logic: states, planning, gate verdicts and conditions, with no I/O."""

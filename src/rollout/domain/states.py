@@ -1,0 +1,115 @@
+"""The lifecycles of releases, rollouts and upgrades, and the transitions each allows."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ReleaseState(StrEnum):
+    ACTIVE = "active"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+
+class RolloutState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"  # an inconclusive gate waits for a human
+    # Halted: no new upgrade starts, those in flight finish (or roll back) first.
+    FAILING = "failing"
+    SUPERSEDING = "superseding"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+    @property
+    def final(self) -> bool:
+        return self in _FINAL_ROLLOUT
+
+    @property
+    def halted(self) -> bool:
+        return self in (RolloutState.FAILING, RolloutState.SUPERSEDING) or self.final
+
+    def settled(self) -> RolloutState:
+        """The final state a halted rollout reaches once nothing is in flight."""
+        return _SETTLES_TO.get(self, self)
+
+
+_FINAL_ROLLOUT = frozenset({RolloutState.SUCCEEDED, RolloutState.FAILED, RolloutState.SUPERSEDED})
+_SETTLES_TO = {
+    RolloutState.FAILING: RolloutState.FAILED,
+    RolloutState.SUPERSEDING: RolloutState.SUPERSEDED,
+}
+
+
+class UpgradeState(StrEnum):
+    PENDING = "pending"  # planned; the planner holds it back and records why
+    READY = "ready"  # the planner let it start; the next step asks the driver to deploy
+    DEPLOYING = "deploying"  # the driver is deploying; its status is polled
+    VERIFYING = "verifying"  # gates are measuring
+    AWAITING_DECISION = "awaiting_decision"  # a gate was inconclusive
+    ROLLING_BACK = "rolling_back"  # back to the last healthy version: no gates, no ramp
+    SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+    CANCELLED = "cancelled"  # never started: its rollout halted
+    SUPERSEDED = "superseded"  # never started: a newer release took its place
+
+    @property
+    def final(self) -> bool:
+        return self in _FINAL_UPGRADE
+
+    @property
+    def started(self) -> bool:
+        return self not in (UpgradeState.PENDING, UpgradeState.READY) and self not in (
+            UpgradeState.CANCELLED,
+            UpgradeState.SUPERSEDED,
+        )
+
+    @property
+    def in_flight(self) -> bool:
+        return not self.final and self is not UpgradeState.PENDING
+
+
+_FINAL_UPGRADE = frozenset(
+    {
+        UpgradeState.SUCCEEDED,
+        UpgradeState.ROLLED_BACK,
+        UpgradeState.ROLLBACK_FAILED,
+        UpgradeState.CANCELLED,
+        UpgradeState.SUPERSEDED,
+    }
+)
+
+_U = UpgradeState
+UPGRADE_TRANSITIONS: dict[UpgradeState, frozenset[UpgradeState]] = {
+    _U.PENDING: frozenset({_U.READY, _U.CANCELLED, _U.SUPERSEDED}),
+    # A READY upgrade has not touched its environment yet, so it can still be called off.
+    _U.READY: frozenset({_U.DEPLOYING, _U.CANCELLED, _U.SUPERSEDED}),
+    _U.DEPLOYING: frozenset({_U.VERIFYING, _U.ROLLING_BACK}),
+    _U.VERIFYING: frozenset({_U.SUCCEEDED, _U.ROLLING_BACK, _U.AWAITING_DECISION}),
+    _U.AWAITING_DECISION: frozenset({_U.SUCCEEDED, _U.ROLLING_BACK}),
+    _U.ROLLING_BACK: frozenset({_U.ROLLED_BACK, _U.ROLLBACK_FAILED}),
+}
+
+_R = RolloutState
+ROLLOUT_TRANSITIONS: dict[RolloutState, frozenset[RolloutState]] = {
+    _R.RUNNING: frozenset({_R.PAUSED, _R.FAILING, _R.SUPERSEDING, _R.SUCCEEDED}),
+    _R.PAUSED: frozenset({_R.RUNNING, _R.FAILING, _R.SUPERSEDING}),
+    _R.FAILING: frozenset({_R.FAILED}),
+    _R.SUPERSEDING: frozenset({_R.SUPERSEDED, _R.FAILING}),
+}
+
+
+class TransitionError(RuntimeError):
+    """A move the lifecycle does not allow: a bug, never a user mistake."""
+
+
+def check_upgrade(current: UpgradeState, target: UpgradeState) -> None:
+    if target not in UPGRADE_TRANSITIONS.get(current, frozenset()):
+        raise TransitionError(f"upgrade cannot go from {current} to {target}")
+
+
+def check_rollout(current: RolloutState, target: RolloutState) -> None:
+    if target not in ROLLOUT_TRANSITIONS.get(current, frozenset()):
+        raise TransitionError(f"rollout cannot go from {current} to {target}")

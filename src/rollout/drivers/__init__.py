@@ -1,0 +1,65 @@
+"""How an environment is upgraded: the driver port, and the registry of its backends."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+import httpx
+
+
+class DeployPhase(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    key: str  # the idempotency key: the same key twice is one deploy
+    environment: str
+    service: str
+    version: str | None  # None removes the service (rolling back a first install)
+
+
+@dataclass(frozen=True)
+class DeployStatus:
+    phase: DeployPhase
+    message: str = ""
+
+
+class Health(StrEnum):
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    UNKNOWN = "unknown"  # could not be told: an error, not a failure
+
+
+class Driver(Protocol):
+    """Starts a deploy and is polled for its outcome; a deploy in progress holds no worker."""
+
+    def start(self, request: DeployRequest) -> None: ...
+
+    def status(self, key: str) -> DeployStatus: ...
+
+    def health(self, environment: str, service: str) -> Health: ...
+
+    def transport(self) -> httpx.BaseTransport | None:
+        """Where this environment's gates send HTTP probes (None: the real network)."""
+        ...
+
+
+class DriverError(RuntimeError):
+    """The driver could not be asked (unreachable, refused): the step is retried later."""
+
+
+def driver_for(spec: Mapping[str, Any], simulator_url: str) -> Driver:
+    """The driver an environment's snapshot names; `simulator_url` locates the simulated
+    fleet's database."""
+    kind = spec.get("type")
+    if kind == "simulated":
+        from rollout.drivers.simulated import simulated_driver
+
+        return simulated_driver(simulator_url)
+    raise DriverError(f"unknown driver type {kind!r}")

@@ -1,0 +1,298 @@
+"""The simulated fleet: environments, installed versions and health kept in a database of
+their own, shared by every worker and surviving any one's crash, with failure injection."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+import httpx
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, Health
+from rollout.store.database import connection, engine_for
+
+metadata = MetaData()
+
+installed = Table(
+    "sim_installed",
+    metadata,
+    Column("environment", String(63), primary_key=True),
+    Column("service", String(63), primary_key=True),
+    Column("version", String(64), nullable=False),
+)
+
+deploys = Table(
+    "sim_deploys",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("environment", String(63), nullable=False),
+    Column("service", String(63), nullable=False),
+    Column("version", String(64)),
+    Column("calls", Integer, nullable=False),  # how often the engine asked
+    Column("effects", Integer, nullable=False),  # how often it took effect: must stay <= 1
+    Column("ready_at", DateTime, nullable=False),
+    Column("fails", Boolean, nullable=False),
+)
+
+faults = Table(
+    "sim_faults",
+    metadata,
+    Column("service", String(63), primary_key=True),  # or "*"
+    Column("version", String(64), primary_key=True),  # or "*"
+    Column("health", String(16), nullable=False),
+    Column("flaky_rate", Float, nullable=False),
+    Column("error_rate", Float, nullable=False),
+    Column("deploy_seconds", Float, nullable=False),
+    Column("deploy_fails", Boolean, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    service: str = "*"
+    version: str = "*"
+    health: str = "healthy"  # healthy | unhealthy | flaky
+    flaky_rate: float = 0.0
+    error_rate: float | None = None
+    deploy_seconds: float = 0.0
+    deploy_fails: bool = False
+
+    def reported_error_rate(self) -> float:
+        if self.error_rate is not None:
+            return self.error_rate
+        return 0.2 if self.health == "unhealthy" else 0.0
+
+
+_HEALTHY = Fault()
+
+
+def _now() -> datetime:
+    # Naive UTC: this database is the fleet's, not the engine's, and keeps it simple.
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class SimulatedFleet:
+    """The fleet's own state; every method is one short transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        metadata.create_all(engine_for(url))
+
+    # -- set-up, for the demo, tests and benchmarks ------------------------------------
+    def reset(self) -> None:
+        with connection(self.url) as db:
+            for table in (installed, deploys, faults):
+                db.execute(table.delete())
+
+    def install(self, pairs: dict[tuple[str, str], str]) -> None:
+        """Put versions in place directly, as if installed before the engine knew them."""
+        with connection(self.url) as db:
+            for (environment, service), version in pairs.items():
+                _put(db, environment, service, version)
+
+    def inject(self, fault: Fault) -> None:
+        with connection(self.url) as db:
+            db.execute(
+                faults.delete().where(
+                    and_(faults.c.service == fault.service, faults.c.version == fault.version)
+                )
+            )
+            db.execute(
+                insert(faults).values(
+                    service=fault.service,
+                    version=fault.version,
+                    health=fault.health,
+                    flaky_rate=fault.flaky_rate,
+                    error_rate=fault.reported_error_rate(),
+                    deploy_seconds=fault.deploy_seconds,
+                    deploy_fails=fault.deploy_fails,
+                )
+            )
+
+    # -- what the engine calls -----------------------------------------------------------
+    def start(self, request: DeployRequest) -> None:
+        with connection(self.url) as db:
+            fault = _fault(db, request.service, request.version)
+            try:
+                with db.begin_nested():
+                    db.execute(
+                        insert(deploys).values(
+                            key=request.key,
+                            environment=request.environment,
+                            service=request.service,
+                            version=request.version,
+                            calls=1,
+                            effects=0,
+                            ready_at=_now() + timedelta(seconds=fault.deploy_seconds),
+                            fails=fault.deploy_fails and request.version is not None,
+                        )
+                    )
+            except IntegrityError:
+                db.execute(
+                    update(deploys)
+                    .where(deploys.c.key == request.key)
+                    .values(calls=deploys.c.calls + 1)
+                )
+            _settle(db, request.key)
+
+    def status(self, key: str) -> DeployStatus:
+        with connection(self.url) as db:
+            row = _settle(db, key)
+        if row is None:
+            return DeployStatus(DeployPhase.FAILED, f"no deploy {key}")
+        if row.ready_at > _now():
+            return DeployStatus(DeployPhase.RUNNING, "deploying")
+        if row.fails:
+            return DeployStatus(DeployPhase.FAILED, f"deploy of {row.version} failed")
+        return DeployStatus(DeployPhase.SUCCEEDED, f"{row.version} installed")
+
+    def probe(self, environment: str, service: str) -> tuple[str | None, Fault]:
+        with connection(self.url) as db:
+            version = db.execute(
+                select(installed.c.version).where(
+                    and_(installed.c.environment == environment, installed.c.service == service)
+                )
+            ).scalar_one_or_none()
+            return version, _fault(db, service, version)
+
+    def health(self, environment: str, service: str) -> Health:
+        version, fault = self.probe(environment, service)
+        if version is None:
+            return Health.UNKNOWN
+        if fault.health == "flaky" and random.random() < fault.flaky_rate:
+            return Health.UNKNOWN
+        return Health.UNHEALTHY if fault.health == "unhealthy" else Health.HEALTHY
+
+    # -- what tests read -----------------------------------------------------------------
+    def installed_versions(self) -> dict[tuple[str, str], str]:
+        with connection(self.url) as db:
+            rows = db.execute(select(installed)).all()
+        return {(r.environment, r.service): r.version for r in rows}
+
+    def deploy_records(self) -> dict[str, tuple[int, int]]:
+        """Idempotency key -> (calls, effects)."""
+        with connection(self.url) as db:
+            rows = db.execute(select(deploys.c.key, deploys.c.calls, deploys.c.effects)).all()
+        return {r.key: (r.calls, r.effects) for r in rows}
+
+    def effects(self) -> int:
+        with connection(self.url) as db:
+            total = db.execute(select(func.coalesce(func.sum(deploys.c.effects), 0))).scalar()
+            return int(total or 0)
+
+
+def _put(db: Connection, environment: str, service: str, version: str | None) -> None:
+    where = and_(installed.c.environment == environment, installed.c.service == service)
+    db.execute(installed.delete().where(where))
+    if version is not None:
+        db.execute(
+            insert(installed).values(environment=environment, service=service, version=version)
+        )
+
+
+def _settle(db: Connection, key: str) -> Any:
+    """Apply a finished deploy to the fleet, exactly once whoever asks first."""
+    row = db.execute(select(deploys).where(deploys.c.key == key)).one_or_none()
+    if row is None or row.effects or row.fails or row.ready_at > _now():
+        return row
+    applied = db.execute(
+        update(deploys).where(and_(deploys.c.key == key, deploys.c.effects == 0)).values(effects=1)
+    )
+    if applied.rowcount == 1:
+        _put(db, row.environment, row.service, row.version)
+    return row
+
+
+def _fault(db: Connection, service: str, version: str | None) -> Fault:
+    if version is None:
+        return _HEALTHY
+    rows = db.execute(
+        select(faults).where(
+            and_(faults.c.service.in_((service, "*")), faults.c.version.in_((version, "*")))
+        )
+    ).all()
+    if not rows:
+        return _HEALTHY
+    # The most specific rule wins: an exact version beats a service-wide one.
+    best = max(rows, key=lambda r: (r.version != "*", r.service != "*"))
+    return Fault(
+        service=best.service,
+        version=best.version,
+        health=best.health,
+        flaky_rate=best.flaky_rate,
+        error_rate=best.error_rate,
+        deploy_seconds=best.deploy_seconds,
+        deploy_fails=best.deploy_fails,
+    )
+
+
+class SimulatedDriver:
+    """The driver port over the simulated fleet; its HTTP probes never touch a network."""
+
+    def __init__(self, fleet: SimulatedFleet) -> None:
+        self.fleet = fleet
+        self._transport = httpx.MockTransport(self._answer)
+
+    def start(self, request: DeployRequest) -> None:
+        self.fleet.start(request)
+
+    def status(self, key: str) -> DeployStatus:
+        return self.fleet.status(key)
+
+    def health(self, environment: str, service: str) -> Health:
+        return self.fleet.health(environment, service)
+
+    def transport(self) -> httpx.BaseTransport:
+        return self._transport
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        # http://{environment}.sim/{service}/health
+        environment = request.url.host.removesuffix(".sim")
+        parts = request.url.path.strip("/").split("/")
+        if len(parts) != 2 or parts[1] != "health":
+            return httpx.Response(404, json={"error": "no such endpoint"})
+        version, fault = self.fleet.probe(environment, parts[0])
+        if version is None:
+            return httpx.Response(404, json={"error": f"{parts[0]} is not installed"})
+        if fault.health == "flaky" and random.random() < fault.flaky_rate:
+            raise httpx.ConnectError("simulated probe failure", request=request)
+        body = {
+            "service": parts[0],
+            "version": version,
+            "status": "failing" if fault.health == "unhealthy" else "ok",
+            "error_rate": fault.reported_error_rate(),
+        }
+        return httpx.Response(
+            200, content=json.dumps(body).encode(), headers={"content-type": "application/json"}
+        )
+
+
+@cache
+def simulated_fleet(url: str) -> SimulatedFleet:
+    return SimulatedFleet(url)
+
+
+@cache
+def simulated_driver(url: str) -> SimulatedDriver:
+    return SimulatedDriver(simulated_fleet(url))

@@ -1,0 +1,142 @@
+"""Moving a rollout: run the planner over its rows and write the decisions back."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, defer
+
+from rollout.domain.planning import RolloutView, StagePlan, UpgradeView, plan
+from rollout.domain.states import ReleaseState, RolloutState, UpgradeState
+from rollout.engine.dispatch import Nudge, StepNudge
+from rollout.engine.runtime import Runtime
+from rollout.store.database import is_postgresql, transaction
+from rollout.store.models import Release, Rollout, Upgrade
+
+IN_FLIGHT = [s.value for s in UpgradeState if s.in_flight]
+_SETTLED_RELEASE = {
+    RolloutState.SUCCEEDED: ReleaseState.SUCCEEDED,
+    RolloutState.SUPERSEDED: ReleaseState.SUPERSEDED,
+}
+
+
+def stages_of(rollout: Rollout) -> list[StagePlan]:
+    return [
+        StagePlan(
+            name=s["name"],
+            soak=timedelta(seconds=s["soak_s"]),
+            promote_share=s["promote_share"],
+            parallelism=s["parallelism"],
+            parallelism_percent=s["parallelism_percent"],
+        )
+        for s in rollout.plan["stages"]
+    ]
+
+
+def lock_rollout(session: Session, rollout_id: int, url: str) -> Rollout | None:
+    """Every transaction that moves a rollout's rows takes the rollout first: one lock order,
+    no deadlocks."""
+    # The plan is loaded only if the caller needs it: most steps never do.
+    query = select(Rollout).where(Rollout.id == rollout_id).options(defer(Rollout.plan))
+    if is_postgresql(url):
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
+def advance(runtime: Runtime, rollout_id: int) -> None:
+    """Plan one rollout again (a nudge, a soak that ended, or the reconciler)."""
+    with transaction(runtime.database_url) as session:
+        rollout = lock_rollout(session, rollout_id, runtime.database_url)
+        if rollout is None or RolloutState(rollout.state).final:
+            return
+        nudges = replan(session, rollout, runtime)
+    runtime.dispatcher.send(nudges)
+
+
+def replan(session: Session, rollout: Rollout, runtime: Runtime) -> list[Nudge]:
+    """Apply the planner's decisions for a rollout locked by the caller; return the nudges to
+    send once the transaction commits."""
+    now = runtime.now()
+    upgrades = (
+        session.execute(select(Upgrade).where(Upgrade.rollout_id == rollout.id)).scalars().all()
+    )
+    pending_envs = [u.environment for u in upgrades if u.state == UpgradeState.PENDING]
+    decided = plan(
+        RolloutView(RolloutState(rollout.state), rollout.stage_index, rollout.stage_passed_at),
+        stages_of(rollout),
+        [UpgradeView(u.id, u.environment, u.stage_index, UpgradeState(u.state)) for u in upgrades],
+        _busy(session, rollout, pending_envs),
+        now,
+    )
+    by_id = {u.id: u for u in upgrades}
+    nudges: list[Nudge] = []
+    lease_end = runtime.claimed_until(now)
+    for upgrade_id in decided.start:
+        upgrade = by_id[upgrade_id]
+        upgrade.state, upgrade.hold_reason = UpgradeState.READY, None
+        upgrade.claim += 1
+        upgrade.due_at = lease_end
+        nudges.append(StepNudge(upgrade.id, upgrade.claim))
+    for upgrade_id, reason in decided.holds.items():
+        if by_id[upgrade_id].hold_reason != reason:
+            by_id[upgrade_id].hold_reason = reason
+    never_started = (
+        UpgradeState.SUPERSEDED
+        if rollout.state == RolloutState.SUPERSEDING
+        else UpgradeState.CANCELLED
+    )
+    for upgrade_id in decided.cancel:
+        upgrade = by_id[upgrade_id]
+        upgrade.state, upgrade.hold_reason = never_started, None
+        upgrade.reason = rollout.reason
+        upgrade.claim += 1
+        upgrade.due_at, upgrade.finished_at = None, now
+
+    rollout.stage_index = decided.stage_index
+    rollout.stage_passed_at = decided.stage_passed_at
+    rollout.due_at = decided.due_at
+    if decided.state != rollout.state:
+        rollout.state = decided.state
+        if decided.state.final:
+            rollout.finished_at = now
+            settled = _SETTLED_RELEASE.get(decided.state)
+            if settled is not None:
+                session.execute(
+                    update(Release)
+                    .where(Release.id == rollout.release_id, Release.state == ReleaseState.ACTIVE)
+                    .values(state=settled)
+                )
+    rollout.updated_at = now
+    return nudges
+
+
+def _busy(session: Session, rollout: Rollout, environments: list[str]) -> dict[str, str]:
+    """Environments where another rollout of this service has an upgrade in flight."""
+    if not environments:
+        return {}
+    rows = session.execute(
+        select(Upgrade.environment, Upgrade.rollout_id, Upgrade.to_version).where(
+            Upgrade.service == rollout.service,
+            Upgrade.environment.in_(environments),
+            Upgrade.rollout_id != rollout.id,
+            Upgrade.state.in_(IN_FLIGHT),
+        )
+    ).all()
+    return {
+        env: f"environment busy: rollout {other} is moving it to {version}"
+        for env, other, version in rows
+    }
+
+
+def wake_waiting(session: Session, service: str, except_rollout: int, now: datetime) -> None:
+    """An environment came free: plan the other live rollouts of the service soon."""
+    session.execute(
+        update(Rollout)
+        .where(
+            Rollout.service == service,
+            Rollout.id != except_rollout,
+            Rollout.state.in_([RolloutState.RUNNING, RolloutState.SUPERSEDING]),
+        )
+        .values(due_at=now)
+    )

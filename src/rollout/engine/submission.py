@@ -1,0 +1,211 @@
+"""Submitting a release: validate, record it, snapshot its plan, supersede older rollouts,
+and start planning; all in one transaction."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from rollout.config import VERSION_PATTERN, Fleet
+from rollout.config.models import Environment, Service
+from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
+from rollout.engine.dispatch import Nudge
+from rollout.engine.progress import replan
+from rollout.engine.runtime import Runtime
+from rollout.store.database import transaction
+from rollout.store.models import Release, Rollout, Upgrade
+
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+
+class SubmitError(ValueError):
+    """The submission was refused; the message says why, and nothing was written."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    release_id: int
+    rollout_id: int
+    created: bool  # False: the same release was submitted before
+    superseded: tuple[int, ...] = ()
+
+
+def submit(
+    runtime: Runtime, fleet: Fleet, service: str, version: str, digest: str | None = None
+) -> Submitted:
+    if not re.fullmatch(VERSION_PATTERN, version):
+        raise SubmitError(
+            f"malformed version {version!r}: use letters, digits and . _ + - (at most 64), "
+            "starting with a letter or digit"
+        )
+    if digest is not None and not re.fullmatch(DIGEST_PATTERN, digest):
+        raise SubmitError(f"malformed digest {digest!r}: expected sha256: and 64 hex digits")
+    try:
+        spec = fleet.service(service)
+    except KeyError:
+        known = ", ".join(sorted(s.name for s in fleet.services)) or "none"
+        raise SubmitError(f"unknown service {service!r} (known: {known})") from None
+    environments = fleet.environments_of(spec)
+    try:
+        return _record(runtime, fleet, spec, environments, version, digest)
+    except IntegrityError:
+        # Another pipeline submitted the same release at the same moment: theirs stands.
+        return _record(runtime, fleet, spec, environments, version, digest)
+
+
+def _record(
+    runtime: Runtime,
+    fleet: Fleet,
+    spec: Service,
+    environments: list[Environment],
+    version: str,
+    digest: str | None,
+) -> Submitted:
+    now = runtime.now()
+    nudges: list[Nudge] = []
+    with transaction(runtime.database_url) as session:
+        existing = session.execute(
+            select(Release).where(Release.service == spec.name, Release.version == version)
+        ).scalar_one_or_none()
+        if existing is not None:
+            if digest is not None and existing.digest is not None and existing.digest != digest:
+                raise SubmitError(
+                    f"{spec.name} {version} was already submitted with digest {existing.digest}"
+                    f"; refusing {digest}"
+                )
+            rollout_id = session.scalars(
+                select(Rollout.id).where(Rollout.release_id == existing.id).order_by(Rollout.id)
+            ).first()
+            assert rollout_id is not None
+            return Submitted(existing.id, rollout_id, created=False)
+
+        release = Release(
+            service=spec.name,
+            version=version,
+            digest=digest,
+            state=ReleaseState.ACTIVE,
+            submitted_at=now,
+        )
+        session.add(release)
+        session.flush()
+        rollout = Rollout(
+            release_id=release.id,
+            service=spec.name,
+            version=version,
+            team=spec.team,
+            state=RolloutState.RUNNING,
+            stage_index=0,
+            plan=snapshot(fleet, spec, environments),
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(rollout)
+        session.flush()
+        for environment in environments:
+            session.add(
+                Upgrade(
+                    rollout_id=rollout.id,
+                    service=spec.name,
+                    environment=environment.name,
+                    stage_index=fleet.stage_index(environment.stage),
+                    stage=environment.stage,
+                    to_version=version,
+                    driver=_driver_spec(environment),
+                    state=UpgradeState.PENDING,
+                    claim=0,
+                    created_at=now,
+                )
+            )
+        session.flush()
+
+        older = session.scalars(
+            select(Rollout).where(
+                Rollout.service == spec.name,
+                Rollout.id != rollout.id,
+                Rollout.state.in_([RolloutState.RUNNING, RolloutState.PAUSED]),
+            )
+        ).all()
+        for old in older:
+            check_rollout(RolloutState(old.state), RolloutState.SUPERSEDING)
+            old.state = RolloutState.SUPERSEDING
+            old.reason = f"superseded by {version} (rollout {rollout.id})"
+            old_release = session.get(Release, old.release_id)
+            if old_release is not None and old_release.state == ReleaseState.ACTIVE:
+                old_release.state = ReleaseState.SUPERSEDED
+                old_release.reason = old.reason
+            nudges += replan(session, old, runtime)
+        nudges += replan(session, rollout, runtime)
+        result = Submitted(release.id, rollout.id, True, tuple(o.id for o in older))
+    runtime.dispatcher.send(nudges)
+    return result
+
+
+def _seconds(value: Any) -> float:
+    return float(value.total_seconds())
+
+
+def _driver_spec(environment: Environment) -> dict[str, Any]:
+    driver = environment.driver
+    return {
+        "type": driver.type,
+        "poll_interval_s": _seconds(driver.poll_interval),
+        "deploy_timeout_s": _seconds(driver.deploy_timeout),
+    }
+
+
+def snapshot(fleet: Fleet, spec: Service, environments: list[Environment]) -> dict[str, Any]:
+    """The stages and gates of this rollout, frozen as plain JSON at submit."""
+    stages = []
+    for stage in fleet.stages:
+        parallelism = stage.parallelism
+        percent = None
+        if isinstance(parallelism, str):
+            percent, parallelism = float(parallelism.rstrip("%")), None
+        stages.append(
+            {
+                "name": stage.name,
+                "soak_s": _seconds(stage.soak),
+                "promote_share": stage.promote_share,
+                "parallelism": parallelism,
+                "parallelism_percent": percent,
+                "severity": fleet.severity_for_stage(stage.name),
+            }
+        )
+    return {
+        "stages": stages,
+        "gates": [_gate_spec(gate) for gate in spec.gates],
+        "environments": [e.name for e in environments],
+    }
+
+
+def _gate_spec(gate: Any) -> dict[str, Any]:
+    common = {
+        "name": gate.name,
+        "type": gate.type,
+        "initial_delay_s": _seconds(gate.initial_delay),
+        "interval_s": _seconds(gate.interval),
+        "failure_limit": gate.failure_limit,
+        "inconclusive_limit": gate.inconclusive_limit,
+        "consecutive_error_limit": gate.consecutive_error_limit,
+        "consecutive_successes": gate.consecutive_successes,
+        "dry_run": gate.dry_run,
+    }
+    if gate.type == "soak":
+        common["count"] = gate.count
+        common["duration_s"] = _seconds(gate.duration)
+        return common
+    common.update(
+        count=gate.count,
+        url=gate.url,
+        method=gate.method,
+        expect_status=list(gate.expect_status),
+        success_condition=gate.success_condition,
+        failure_condition=gate.failure_condition,
+        no_data=gate.no_data,
+        timeout_s=_seconds(gate.timeout),
+    )
+    return common

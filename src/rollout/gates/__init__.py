@@ -1,0 +1,50 @@
+"""How a gate measures: each gate type takes one measurement of one upgrade's environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from rollout.domain.gates import GatePolicy, Measurement
+from rollout.drivers import Driver
+
+
+@dataclass(frozen=True)
+class GateContext:
+    """What a gate may know about the upgrade it judges: operational data only."""
+
+    service: str
+    version: str
+    environment: str
+    stage: str
+    driver: Driver
+
+
+def policy_of(spec: Mapping[str, Any]) -> GatePolicy:
+    """The gate's limits, from its snapshot in the rollout's plan."""
+    return GatePolicy(
+        name=spec["name"],
+        initial_delay=timedelta(seconds=spec["initial_delay_s"]),
+        interval=timedelta(seconds=spec["interval_s"]),
+        count=spec["count"],
+        failure_limit=spec["failure_limit"],
+        inconclusive_limit=spec["inconclusive_limit"],
+        consecutive_error_limit=spec["consecutive_error_limit"],
+        consecutive_successes=spec["consecutive_successes"],
+        dry_run=spec["dry_run"],
+    )
+
+
+def measure(spec: Mapping[str, Any], context: GateContext, now: datetime) -> Measurement:
+    kind = spec["type"]
+    if kind == "http":
+        from rollout.gates.http import measure_http
+
+        return measure_http(spec, context, now)
+    if kind == "soak":
+        from rollout.gates.soak import measure_soak
+
+        return measure_soak(context, now)
+    raise ValueError(f"unknown gate type {kind!r}")

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, named queries and Alembic migrations."""

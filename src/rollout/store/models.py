@@ -1,0 +1,161 @@
+"""The tables: the database is the source of truth for releases, rollouts, upgrades, gate
+results, installed versions, pages and every wait (a row with a due time)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite has no time zones), always handed out aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Release(Base):
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("service", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service: Mapped[str] = mapped_column(String(63))
+    version: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str | None] = mapped_column(String(71))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Rollout(Base):
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"), index=True)
+    service: Mapped[str] = mapped_column(String(63), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    team: Mapped[str] = mapped_column(String(63))
+    state: Mapped[str] = mapped_column(String(16))
+    stage_index: Mapped[int] = mapped_column(Integer, default=0)
+    stage_passed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The stages, gates and page severities as they were at submit: a config change
+    # never alters a rollout in flight, and workers need no config file.
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+    # When the ticker should plan this rollout again (a soak ends, or a nudge was lost).
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Upgrade(Base):
+    __tablename__ = "upgrades"
+    __table_args__ = (Index("ix_upgrades_service_environment", "service", "environment"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id"), index=True)
+    service: Mapped[str] = mapped_column(String(63))
+    environment: Mapped[str] = mapped_column(String(63))
+    stage_index: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(63))
+    from_version: Mapped[str | None] = mapped_column(String(64))
+    to_version: Mapped[str] = mapped_column(String(64))
+    driver: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(20))
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    # Every claim of this row bumps it; a step whose claim is stale does nothing.
+    claim: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    deploy_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verify_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rollback_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Measurement(Base):
+    """One gate measurement: the value taken and the condition it was held against."""
+
+    __tablename__ = "measurements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    upgrade_id: Mapped[int] = mapped_column(ForeignKey("upgrades.id"), index=True)
+    gate: Mapped[str] = mapped_column(String(63))
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str | None] = mapped_column(Text)
+    condition: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+
+
+class Installation(Base):
+    """The version of a service the engine knows to be healthy in an environment."""
+
+    __tablename__ = "installations"
+
+    environment: Mapped[str] = mapped_column(String(63), primary_key=True)
+    service: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Page(Base):
+    """A page to the owning team, written in the transaction that records the failure."""
+
+    __tablename__ = "pages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
+    team: Mapped[str] = mapped_column(String(63), index=True)
+    severity: Mapped[str] = mapped_column(String(2))
+    kind: Mapped[str] = mapped_column(String(16))
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id"), index=True)
+    upgrade_id: Mapped[int] = mapped_column(ForeignKey("upgrades.id"))
+    service: Mapped[str] = mapped_column(String(63))
+    version: Mapped[str] = mapped_column(String(64))
+    environment: Mapped[str] = mapped_column(String(63))
+    stage: Mapped[str] = mapped_column(String(63))
+    gate: Mapped[str | None] = mapped_column(String(63))
+    detail: Mapped[str] = mapped_column(Text)  # what was measured, against what condition
+    summary: Mapped[str] = mapped_column(Text)  # the page's whole text
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

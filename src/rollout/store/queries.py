@@ -1,0 +1,118 @@
+"""Named read queries: what `rollout list` and `rollout show` (and later the API) read."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rollout.store.models import Measurement, Page, Release, Rollout, Upgrade
+
+
+@dataclass(frozen=True)
+class RolloutRow:
+    id: int
+    service: str
+    version: str
+    team: str
+    state: str
+    stage: str
+    done: int
+    total: int
+    reason: str | None
+
+
+@dataclass
+class RolloutDetail:
+    rollout: Rollout
+    release: Release
+    upgrades: list[Upgrade]
+    # upgrade id -> gate -> its measurements, oldest first
+    measurements: dict[int, dict[str, list[Measurement]]] = field(default_factory=dict)
+    pages: list[Page] = field(default_factory=list)
+
+
+def list_rollouts(
+    session: Session, service: str | None = None, state: str | None = None, limit: int = 50
+) -> list[RolloutRow]:
+    query = select(Rollout).order_by(Rollout.id.desc()).limit(limit)
+    if service:
+        query = query.where(Rollout.service == service)
+    if state:
+        query = query.where(Rollout.state == state)
+    rollouts = list(session.scalars(query))
+    if not rollouts:
+        return []
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    for rollout_id, upgrade_state, n in session.execute(
+        select(Upgrade.rollout_id, Upgrade.state, func.count())
+        .where(Upgrade.rollout_id.in_([r.id for r in rollouts]))
+        .group_by(Upgrade.rollout_id, Upgrade.state)
+    ):
+        counts[rollout_id][upgrade_state] = n
+    rows = []
+    for r in rollouts:
+        by_state = counts[r.id]
+        stages = r.plan["stages"]
+        rows.append(
+            RolloutRow(
+                id=r.id,
+                service=r.service,
+                version=r.version,
+                team=r.team,
+                state=r.state,
+                stage=stages[min(r.stage_index, len(stages) - 1)]["name"],
+                done=by_state.get("succeeded", 0),
+                total=sum(by_state.values()),
+                reason=r.reason,
+            )
+        )
+    return rows
+
+
+def rollout_detail(session: Session, rollout_id: int) -> RolloutDetail | None:
+    rollout = session.get(Rollout, rollout_id)
+    if rollout is None:
+        return None
+    release = session.get(Release, rollout.release_id)
+    assert release is not None
+    upgrades = list(
+        session.scalars(
+            select(Upgrade)
+            .where(Upgrade.rollout_id == rollout_id)
+            .order_by(Upgrade.stage_index, Upgrade.id)
+        )
+    )
+    detail = RolloutDetail(rollout, release, upgrades)
+    rows = session.scalars(
+        select(Measurement)
+        .join(Upgrade, Upgrade.id == Measurement.upgrade_id)
+        .where(Upgrade.rollout_id == rollout_id)
+        .order_by(Measurement.id)
+    )
+    for m in rows:
+        detail.measurements.setdefault(m.upgrade_id, {}).setdefault(m.gate, []).append(m)
+    detail.pages = list(
+        session.scalars(select(Page).where(Page.rollout_id == rollout_id).order_by(Page.id))
+    )
+    return detail
+
+
+def all_pages(session: Session) -> list[Page]:
+    return list(session.scalars(select(Page).order_by(Page.id)))
+
+
+def upgrade_counts(session: Session) -> dict[str, int]:
+    return {
+        state: n
+        for state, n in session.execute(select(Upgrade.state, func.count()).group_by(Upgrade.state))
+    }
+
+
+def rollout_counts(session: Session) -> dict[str, int]:
+    return {
+        state: n
+        for state, n in session.execute(select(Rollout.state, func.count()).group_by(Rollout.state))
+    }

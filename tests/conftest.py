@@ -1,0 +1,171 @@
+"""Session fixtures that start real services once: a fresh PostgreSQL database, a Redis
+database, and a cluster of real `rollout worker` and `rollout ticker` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from rollout.config import Fleet, load_fleet
+from rollout.drivers.simulated import SimulatedFleet, simulated_fleet
+from rollout.engine.runtime import Runtime
+from rollout.store.database import transaction
+from rollout.store.models import Installation
+from tests.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PG_ADMIN = os.environ.get(
+    "ROLLOUT_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS = os.environ.get("ROLLOUT_TEST_REDIS", "redis://127.0.0.1:6379")
+ROLLOUT = str(Path(sys.executable).with_name("rollout"))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of its own for this test session, migrated to the newest schema."""
+    from rollout.store.database import engine_for, migrate
+
+    name = f"rollout_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    migrate(url)
+    yield url
+    engine_for(url).dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    url = f"{REDIS}/9"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@dataclass
+class Cluster:
+    """Real worker and ticker processes against the real PostgreSQL and Redis."""
+
+    env: dict[str, str]
+    database_url: str
+    logs: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def rollout(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run the CLI as an operator would, against this cluster."""
+        return subprocess.run(
+            [ROLLOUT, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=check,
+            cwd=ROOT,
+        )
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [ROLLOUT, *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def log(self, name: str) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    simulated_fleet(postgres_url)  # its tables exist before any worker asks
+    logs = tmp_path_factory.mktemp("cluster-logs")
+    env = {
+        **os.environ,
+        "ROLLOUT_DATABASE_URL": postgres_url,
+        "ROLLOUT_SIMULATOR_URL": postgres_url,
+        "ROLLOUT_BROKER_URL": redis_url,
+        "ROLLOUT_CONFIG": str(FIXTURES / "fleet.yaml"),
+        "ROLLOUT_LEASE_SECONDS": "5",
+        "ROLLOUT_TICK_SECONDS": "0.05",
+        "COLUMNS": "200",
+    }
+    cluster = Cluster(env, postgres_url, logs)
+    try:
+        cluster.start("worker", "worker", "--concurrency", "2")
+        cluster.start("ticker", "ticker")
+        wait_for(lambda: "ready." in cluster.log("worker"), 60, "the Celery worker to be ready")
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+TABLES = "pages, measurements, upgrades, rollouts, releases, installations"
+
+
+@pytest.fixture
+def fleet() -> Fleet:
+    return load_fleet(FIXTURES / "fleet.yaml")
+
+
+@pytest.fixture
+def simulator(cluster: Cluster, fleet: Fleet) -> Iterator[SimulatedFleet]:
+    """The fleet starts clean, every service on 1.0.0 everywhere, known to the engine too."""
+    with transaction(cluster.database_url) as session:
+        session.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    simulator = simulated_fleet(cluster.database_url)
+    simulator.reset()
+    pairs = {
+        (environment.name, service.name): "1.0.0"
+        for service in fleet.services
+        for environment in fleet.environments_of(service)
+    }
+    simulator.install(pairs)
+    now = datetime.now(UTC)
+    with transaction(cluster.database_url) as session:
+        session.add_all(
+            Installation(environment=e, service=s, version=v, updated_at=now)
+            for (e, s), v in pairs.items()
+        )
+    yield simulator
+
+
+@pytest.fixture
+def runtime(cluster: Cluster) -> Runtime:
+    """Submits as the CLI does: no broker in this process, the ticker picks work up."""
+    return Runtime(cluster.database_url, cluster.database_url)
