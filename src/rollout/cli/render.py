@@ -92,15 +92,22 @@ def rollout_story(detail: RolloutDetail) -> Group:
         if index < current or (index == current and r.state == "succeeded"):
             status = "passed"
         elif index == current:
-            status = "current"
+            status = "halted here" if r.state in ("failing", "failed") else "current"
         else:
             status = "not reached"
-        table = Table(
-            title=f"Stage {index + 1} {stage['name']} ({status}; soak {stage['soak_s']:g}s, "
-            f"promote at {stage['promote_share']:.0%})",
-            title_justify="left",
-            show_lines=False,
+        title = (
+            f"Stage {index + 1} {stage['name']} ({status}; soak {stage['soak_s']:g}s, "
+            f"promote at {stage['promote_share']:.0%})"
         )
+        untouched = {u.state for u in members} <= {"cancelled", "superseded"}
+        if members and untouched:
+            # Nothing happened here: one line says so instead of a table of the same row.
+            states = ", ".join(sorted({u.state for u in members}))
+            parts.append(
+                Text(f"{title}: {len(members)} environments {states}; {members[0].reason or ''}")
+            )
+            continue
+        table = Table(title=title, title_justify="left", show_lines=False)
         for column in (
             "environment",
             "state",

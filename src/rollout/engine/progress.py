@@ -81,15 +81,14 @@ def replan(session: Session, rollout: Rollout, runtime: Runtime) -> list[Nudge]:
     for upgrade_id, reason in decided.holds.items():
         if by_id[upgrade_id].hold_reason != reason:
             by_id[upgrade_id].hold_reason = reason
-    never_started = (
-        UpgradeState.SUPERSEDED
-        if rollout.state == RolloutState.SUPERSEDING
-        else UpgradeState.CANCELLED
-    )
+    if rollout.state == RolloutState.SUPERSEDING:
+        never_started, why = UpgradeState.SUPERSEDED, rollout.reason
+    else:
+        never_started, why = UpgradeState.CANCELLED, "not started: the rollout halted"
     for upgrade_id in decided.cancel:
         upgrade = by_id[upgrade_id]
         upgrade.state, upgrade.hold_reason = never_started, None
-        upgrade.reason = rollout.reason
+        upgrade.reason = why
         upgrade.claim += 1
         upgrade.due_at, upgrade.finished_at = None, now
 
