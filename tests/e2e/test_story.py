@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from rollout.drivers.simulated import Fault, SimulatedFleet
+from rollout.config import Fault
+from rollout.drivers.simulated import SimulatedFleet
 from tests.conftest import Cluster
 from tests.waiting import wait_for
 

@@ -10,8 +10,8 @@ import pytest
 from celery import Celery
 from sqlalchemy import select, update
 
-from rollout.config import Fleet
-from rollout.drivers.simulated import Fault, SimulatedFleet
+from rollout.config import Fault, Fleet
+from rollout.drivers.simulated import SimulatedFleet
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.store.database import transaction

@@ -120,9 +120,9 @@ def test_demo_fleet_loads() -> None:
         assert isinstance(http, HttpGate)
         assert http.url == "http://{environment}.sim/{service}/health"
         assert http.success_condition == "error_rate < 0.05"
-        assert (http.interval, http.count) == (timedelta(seconds=0.2), 3)
+        assert (http.interval, http.count) == (timedelta(seconds=0.2), 2)
         assert isinstance(soak, SoakGate)
-        assert (soak.duration, soak.interval) == (timedelta(seconds=0.6), timedelta(seconds=0.2))
+        assert (soak.duration, soak.interval) == (timedelta(seconds=0.4), timedelta(seconds=0.2))
         assert soak.count == 4
         assert len(fleet.environments_of(service)) == 30
 
@@ -213,7 +213,7 @@ def test_json_dump_writes_durations_as_text() -> None:
     fleet = load_fleet(ROOT / "config" / "demo.yaml")
     dumped = fleet.model_dump(mode="json")
     assert dumped["stages"][0]["soak"] == "300ms"
-    assert dumped["services"][0]["gates"][1]["duration"] == "600ms"
+    assert dumped["services"][0]["gates"][1]["duration"] == "400ms"
     assert Fleet.model_validate(dumped) == fleet
 
 

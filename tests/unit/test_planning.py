@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollout.domain.planning import Plan, RolloutView, StagePlan, UpgradeView, plan
+from rollout.domain.planning import BUSY_RECHECK, Plan, RolloutView, StagePlan, UpgradeView, plan
 from rollout.domain.states import RolloutState, UpgradeState
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -86,6 +86,7 @@ def test_a_busy_environment_waits_with_the_reason() -> None:
     decided = _plan(upgrades, busy={"env-1": "environment busy: rollout 7"})
     assert decided.start == [2]
     assert decided.holds[1] == "environment busy: rollout 7"
+    assert decided.due_at == NOW + BUSY_RECHECK  # looked at again even if no nudge comes
 
 
 def test_a_halted_rollout_cancels_what_has_not_started_and_settles_later() -> None:

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rollout.config import Fleet, load_fleet
-from rollout.drivers.simulated import Fault, SimulatedFleet, simulated_fleet
+from rollout.drivers.simulated import SimulatedFleet, simulated_fleet
 from rollout.engine.embedded import EmbeddedEngine
 from rollout.engine.submission import submit
 from rollout.store.database import migrate, reading, transaction
@@ -44,17 +44,7 @@ def _seed(fleet: Fleet, simulator: SimulatedFleet, database_url: str) -> None:
     if simulation is None:
         return
     for fault in simulation.faults:
-        simulator.inject(
-            Fault(
-                service=fault.service,
-                version=fault.version,
-                health=fault.health,
-                flaky_rate=fault.flaky_rate,
-                error_rate=fault.error_rate,
-                deploy_seconds=fault.deploy_seconds,
-                deploy_fails=fault.deploy_fails,
-            )
-        )
+        simulator.inject(fault)
     if simulation.initial_version is None:
         return
     pairs = {

@@ -122,7 +122,7 @@ def plan(
         if index <= current:
             # A promoted stage may still have environments left to start (promote_share < 1).
             pending = [u for u in members if u.state is UpgradeState.PENDING]
-            _admit(stages[index], members, pending, busy, result)
+            _admit(stages[index], members, pending, busy, result, now)
         else:
             reason = _waiting_for(stages, by_stage, current, result, now)
             for upgrade in members:
@@ -131,18 +131,26 @@ def plan(
     return result
 
 
+# An environment held by another rollout is looked at again this often, even if the nudge
+# that says it came free is lost.
+BUSY_RECHECK = timedelta(seconds=5)
+
+
 def _admit(
     stage: StagePlan,
     members: Sequence[UpgradeView],
     pending: Sequence[UpgradeView],
     busy: Mapping[str, str],
     result: Plan,
+    now: datetime,
 ) -> None:
     limit = stage.max_in_flight(len(members))
     in_flight = sum(u.state.in_flight for u in members)
     for upgrade in pending:
         if upgrade.environment in busy:
             result.holds[upgrade.id] = busy[upgrade.environment]
+            recheck = now + BUSY_RECHECK
+            result.due_at = recheck if result.due_at is None else min(result.due_at, recheck)
         elif in_flight < limit:
             result.start.append(upgrade.id)
             in_flight += 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -29,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from rollout.config import Fault
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, Health
 from rollout.store.database import connection, engine_for
 
@@ -68,22 +68,6 @@ faults = Table(
 )
 
 
-@dataclass(frozen=True)
-class Fault:
-    service: str = "*"
-    version: str = "*"
-    health: str = "healthy"  # healthy | unhealthy | flaky
-    flaky_rate: float = 0.0
-    error_rate: float | None = None
-    deploy_seconds: float = 0.0
-    deploy_fails: bool = False
-
-    def reported_error_rate(self) -> float:
-        if self.error_rate is not None:
-            return self.error_rate
-        return 0.2 if self.health == "unhealthy" else 0.0
-
-
 _HEALTHY = Fault()
 
 
@@ -118,17 +102,7 @@ class SimulatedFleet:
                     and_(faults.c.service == fault.service, faults.c.version == fault.version)
                 )
             )
-            db.execute(
-                insert(faults).values(
-                    service=fault.service,
-                    version=fault.version,
-                    health=fault.health,
-                    flaky_rate=fault.flaky_rate,
-                    error_rate=fault.reported_error_rate(),
-                    deploy_seconds=fault.deploy_seconds,
-                    deploy_fails=fault.deploy_fails,
-                )
-            )
+            db.execute(insert(faults).values(**fault.model_dump()))
 
     # -- what the engine calls -----------------------------------------------------------
     def start(self, request: DeployRequest) -> None:
@@ -232,19 +206,9 @@ def _fault(db: Connection, service: str, version: str | None) -> Fault:
             and_(faults.c.service.in_((service, "*")), faults.c.version.in_((version, "*")))
         )
     ).all()
-    if not rows:
-        return _HEALTHY
     # The most specific rule wins: an exact version beats a service-wide one.
-    best = max(rows, key=lambda r: (r.version != "*", r.service != "*"))
-    return Fault(
-        service=best.service,
-        version=best.version,
-        health=best.health,
-        flaky_rate=best.flaky_rate,
-        error_rate=best.error_rate,
-        deploy_seconds=best.deploy_seconds,
-        deploy_fails=best.deploy_fails,
-    )
+    rules = [Fault.model_validate(dict(row._mapping)) for row in rows]
+    return max(rules, key=Fault.specificity, default=_HEALTHY)
 
 
 class SimulatedDriver:
@@ -281,7 +245,7 @@ class SimulatedDriver:
             "service": parts[0],
             "version": version,
             "status": "failing" if fault.health == "unhealthy" else "ok",
-            "error_rate": fault.reported_error_rate(),
+            "error_rate": fault.error_rate,
         }
         return httpx.Response(
             200, content=json.dumps(body).encode(), headers={"content-type": "application/json"}

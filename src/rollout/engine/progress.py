@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, defer
@@ -128,14 +128,15 @@ def _busy(session: Session, rollout: Rollout, environments: list[str]) -> dict[s
     }
 
 
-def wake_waiting(session: Session, service: str, except_rollout: int, now: datetime) -> None:
+def wake_waiting(runtime: Runtime, service: str, except_rollout: int) -> None:
     """An environment came free: plan the other live rollouts of the service soon."""
-    session.execute(
-        update(Rollout)
-        .where(
-            Rollout.service == service,
-            Rollout.id != except_rollout,
-            Rollout.state.in_([RolloutState.RUNNING, RolloutState.SUPERSEDING]),
+    with transaction(runtime.database_url) as session:
+        session.execute(
+            update(Rollout)
+            .where(
+                Rollout.service == service,
+                Rollout.id != except_rollout,
+                Rollout.state.in_([RolloutState.RUNNING, RolloutState.SUPERSEDING]),
+            )
+            .values(due_at=runtime.now())
         )
-        .values(due_at=now)
-    )

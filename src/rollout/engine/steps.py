@@ -282,6 +282,10 @@ def _apply(
 
         if outcome.state is not before:
             nudges += _consequences(session, rollout, upgrade, before, outcome, now, runtime)
+    if outcome.state.final:
+        # After the commit, in a transaction of its own: it locks other rollouts, and holding
+        # ours meanwhile could deadlock with theirs. If it is lost, their recheck finds it.
+        wake_waiting(runtime, upgrade.service, rollout_id)
     runtime.dispatcher.send(nudges)
 
 
@@ -298,7 +302,6 @@ def _consequences(
     state = outcome.state
     if state.final:
         upgrade.finished_at = now
-        wake_waiting(session, upgrade.service, rollout.id, now)
     if state is UpgradeState.SUCCEEDED:
         installation = session.get(Installation, (upgrade.environment, upgrade.service))
         if installation is None:

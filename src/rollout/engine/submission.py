@@ -16,7 +16,7 @@ from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, chec
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import replan
 from rollout.engine.runtime import Runtime
-from rollout.store.database import transaction
+from rollout.store.database import is_postgresql, transaction
 from rollout.store.models import Release, Rollout, Upgrade
 
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
@@ -122,13 +122,14 @@ def _record(
             )
         session.flush()
 
-        older = session.scalars(
-            select(Rollout).where(
-                Rollout.service == spec.name,
-                Rollout.id != rollout.id,
-                Rollout.state.in_([RolloutState.RUNNING, RolloutState.PAUSED]),
-            )
-        ).all()
+        live = select(Rollout).where(
+            Rollout.service == spec.name,
+            Rollout.id != rollout.id,
+            Rollout.state.in_([RolloutState.RUNNING, RolloutState.PAUSED]),
+        )
+        if is_postgresql(runtime.database_url):
+            live = live.order_by(Rollout.id).with_for_update()  # as every mover: rollout first
+        older = session.scalars(live).all()
         for old in older:
             check_rollout(RolloutState(old.state), RolloutState.SUPERSEDING)
             old.state = RolloutState.SUPERSEDING

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from rollout.domain.states import RolloutState
 from rollout.engine.dispatch import AdvanceNudge, Nudge, StepNudge
 from rollout.engine.runtime import Runtime
 from rollout.store.database import is_postgresql, transaction
@@ -25,15 +26,7 @@ def tick(runtime: Runtime) -> int:
     postgres = is_postgresql(runtime.database_url)
     nudges: list[Nudge] = []
     with transaction(runtime.database_url) as session:
-        due_upgrades = (
-            select(Upgrade.id)
-            .where(Upgrade.due_at <= now)
-            .order_by(Upgrade.due_at)
-            .limit(runtime.claim_batch)
-        )
-        if postgres:
-            due_upgrades = due_upgrades.with_for_update(skip_locked=True)
-        ids = list(session.scalars(due_upgrades))
+        ids = _due(session, Upgrade, now, runtime.claim_batch, postgres)
         if ids:
             claimed = session.execute(
                 update(Upgrade)
@@ -42,16 +35,7 @@ def tick(runtime: Runtime) -> int:
                 .returning(Upgrade.id, Upgrade.claim)
             ).all()
             nudges += [StepNudge(row.id, row.claim) for row in claimed]
-
-        due_rollouts = (
-            select(Rollout.id)
-            .where(Rollout.due_at <= now)
-            .order_by(Rollout.due_at)
-            .limit(runtime.claim_batch)
-        )
-        if postgres:
-            due_rollouts = due_rollouts.with_for_update(skip_locked=True)
-        rollout_ids = list(session.scalars(due_rollouts))
+        rollout_ids = _due(session, Rollout, now, runtime.claim_batch, postgres)
         if rollout_ids:
             # The lease: if this nudge is lost, the rollout comes due again.
             session.execute(
@@ -60,6 +44,20 @@ def tick(runtime: Runtime) -> int:
             nudges += [AdvanceNudge(i) for i in rollout_ids]
     runtime.dispatcher.send(nudges)
     return len(nudges)
+
+
+def _due(
+    session: Session,
+    model: type[Upgrade] | type[Rollout],
+    now: datetime,
+    limit: int,
+    postgres: bool,
+) -> list[int]:
+    """Ids of rows due now, oldest first; on PostgreSQL rows another ticker holds are skipped."""
+    query = select(model.id).where(model.due_at <= now).order_by(model.due_at).limit(limit)
+    if postgres:
+        query = query.with_for_update(skip_locked=True)
+    return list(session.scalars(query))
 
 
 def run_ticker(runtime: Runtime, interval: float, stop: threading.Event) -> None:
@@ -73,9 +71,3 @@ def run_ticker(runtime: Runtime, interval: float, stop: threading.Event) -> None
             claimed = 0
         if claimed < runtime.claim_batch:
             stop.wait(interval)
-
-
-def live_rollouts(runtime: Runtime) -> int:
-    with transaction(runtime.database_url) as session:
-        states = [s.value for s in RolloutState if not s.final]
-        return len(list(session.scalars(select(Rollout.id).where(Rollout.state.in_(states)))))
