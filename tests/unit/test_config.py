@@ -197,7 +197,7 @@ simulation:
     assert http.interval == timedelta(seconds=10) and http.initial_delay == timedelta(0)
     assert (http.failure_limit, http.inconclusive_limit, http.consecutive_error_limit) == (0, 0, 4)
     assert http.consecutive_successes is None and http.dry_run is False
-    assert soak.count == 3  # ceil(25s / 10s) + 1
+    assert soak.count == 4  # ceil(25s / 10s) + 1
     assert fleet.environments_of(fleet.service("checkout"))[0].name == "canary-1"
     assert fleet.simulation is not None
     unhealthy, healthy = fleet.simulation.faults
