@@ -28,7 +28,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PG_ADMIN = os.environ.get(
     "ROLLOUT_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-REDIS = os.environ.get("ROLLOUT_TEST_REDIS", "redis://127.0.0.1:6379")
+# A Redis database of the tests' own; two suites running at once need different ones.
+REDIS = os.environ.get("ROLLOUT_TEST_REDIS", "redis://127.0.0.1:6379/9")
 ROLLOUT = str(Path(sys.executable).with_name("rollout"))
 
 
@@ -54,9 +55,8 @@ def postgres_url() -> Iterator[str]:
 def redis_url() -> str:
     import redis
 
-    url = f"{REDIS}/9"
-    redis.Redis.from_url(url).flushdb()
-    return url
+    redis.Redis.from_url(REDIS).flushdb()
+    return REDIS
 
 
 @dataclass
