@@ -154,14 +154,33 @@ def show(rollout_id: Annotated[int, typer.Argument(help="the rollout's id")]) ->
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="processes in the pool")] = 2,
+    pool: Annotated[str, typer.Option(help="prefork, or solo: one process, no pool")] = "prefork",
     loglevel: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
     """Start a Celery worker: runs upgrade steps, gates and rollbacks."""
+    import os
+
     from rollout.engine.celery_app import QUEUE
     from rollout.engine.celery_app import app as celery
 
+    if pool not in ("prefork", "solo"):
+        raise fail(f"unknown pool {pool!r} (prefork or solo)")
+    # The pid keeps node names unique when several workers share a host.
+    name = f"rollout-{os.getpid()}@%h"
     celery.worker_main(
-        ["worker", "-Q", QUEUE, "-c", str(concurrency), "--loglevel", loglevel, "-n", "rollout@%h"]
+        [
+            "worker",
+            "-Q",
+            QUEUE,
+            "-c",
+            str(concurrency),
+            "-P",
+            pool,
+            "--loglevel",
+            loglevel,
+            "-n",
+            name,
+        ]
     )
 
 

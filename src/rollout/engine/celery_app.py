@@ -71,3 +71,8 @@ def step_task(upgrade_id: int, claim: int) -> None:
 @app.task(name="rollout.advance")
 def advance_task(rollout_id: int) -> None:
     advance(runtime(), rollout_id)
+
+
+@app.task(name="rollout.noop")
+def noop_task() -> None:
+    """An empty task: the benchmark's measure of what the broker and workers cost alone."""

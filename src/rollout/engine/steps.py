@@ -29,7 +29,7 @@ from rollout.domain.states import (
     check_upgrade,
 )
 from rollout.drivers import DeployPhase, DeployRequest, Driver, driver_for
-from rollout.engine.dispatch import Nudge, StepNudge
+from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import lock_rollout, replan, wake_waiting
 from rollout.engine.runtime import Runtime
 from rollout.gates import GateContext, measure, policy_of
@@ -57,6 +57,14 @@ def deploy_key(upgrade: Upgrade, rollback: bool = False) -> str:
 
 
 def step(runtime: Runtime, upgrade_id: int, claim: int) -> None:
+    """Move one upgrade as far as it can go now: a step whose next step is due at once (the
+    rollback after a failure, above all) goes on here instead of queueing behind others."""
+    next_claim: int | None = claim
+    while next_claim is not None:
+        next_claim = _step_once(runtime, upgrade_id, next_claim)
+
+
+def _step_once(runtime: Runtime, upgrade_id: int, claim: int) -> int | None:
     with reading(runtime.database_url) as session:
         row = session.execute(
             select(Upgrade, Rollout)
@@ -64,7 +72,7 @@ def step(runtime: Runtime, upgrade_id: int, claim: int) -> None:
             .where(Upgrade.id == upgrade_id, Upgrade.claim == claim)
         ).first()
         if row is None or UpgradeState(row.Upgrade.state).final:
-            return  # a duplicate or stale nudge: someone else moved this row
+            return None  # a duplicate or stale nudge: someone else moved this row
         upgrade, rollout = row.Upgrade, row.Rollout
         state = UpgradeState(upgrade.state)
         taken = _measurements(session, upgrade) if state is UpgradeState.VERIFYING else []
@@ -81,7 +89,7 @@ def step(runtime: Runtime, upgrade_id: int, claim: int) -> None:
         if state is UpgradeState.READY:
             taken_claim = _take_for_deploy(runtime, upgrade, claim, installed, now)
             if taken_claim is None:
-                return  # called off (halted, superseded) before it touched the environment
+                return None  # called off (halted, superseded) before it touched the environment
             claim = taken_claim
             driver.start(
                 DeployRequest(
@@ -96,7 +104,7 @@ def step(runtime: Runtime, upgrade_id: int, claim: int) -> None:
             due_in=_poll(upgrade),
             reason=f"retrying: {error}",
         )
-    _apply(runtime, upgrade.rollout_id, upgrade_id, claim, outcome, now)
+    return _apply(runtime, upgrade.rollout_id, upgrade_id, claim, outcome, now)
 
 
 def _take_for_deploy(
@@ -242,13 +250,16 @@ def _rolling_back(upgrade: Upgrade, driver: Driver, now: datetime) -> Outcome:
 
 def _apply(
     runtime: Runtime, rollout_id: int, upgrade_id: int, claim: int, outcome: Outcome, now: datetime
-) -> None:
+) -> int | None:
+    """Write the outcome if the claim is still ours; return the claim to go on with when the
+    next step is due at once."""
     nudges: list[Nudge] = []
+    go_on: int | None = None
     with transaction(runtime.database_url) as session:
         rollout = lock_rollout(session, rollout_id, runtime.database_url)
         upgrade = session.get(Upgrade, upgrade_id)
         if rollout is None or upgrade is None or upgrade.claim != claim:
-            return  # the lease ran out and the row moved on without us
+            return None  # the lease ran out and the row moved on without us
         before = UpgradeState(upgrade.state)
         path = [before, *outcome.via, outcome.state]
         for current, target in pairwise(path):
@@ -275,8 +286,9 @@ def _apply(
         if outcome.due_in is None or outcome.state.final:
             upgrade.due_at = None
         elif outcome.due_in <= timedelta(0):
-            upgrade.due_at = runtime.claimed_until(now)
-            nudges.append(StepNudge(upgrade.id, upgrade.claim))
+            # Ours to go on with; the lease covers us if this worker dies first.
+            upgrade.due_at = now + runtime.lease
+            go_on = upgrade.claim
         else:
             upgrade.due_at = now + outcome.due_in
 
@@ -287,6 +299,7 @@ def _apply(
         # ours meanwhile could deadlock with theirs. If it is lost, their recheck finds it.
         wake_waiting(runtime, upgrade.service, rollout_id)
     runtime.dispatcher.send(nudges)
+    return go_on
 
 
 def _consequences(

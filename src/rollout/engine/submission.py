@@ -151,11 +151,22 @@ def _seconds(value: Any) -> float:
 
 def _driver_spec(environment: Environment) -> dict[str, Any]:
     driver = environment.driver
-    return {
+    spec: dict[str, Any] = {
         "type": driver.type,
         "poll_interval_s": _seconds(driver.poll_interval),
         "deploy_timeout_s": _seconds(driver.deploy_timeout),
     }
+    if driver.type == "command":
+        spec.update(
+            deploy=list(driver.deploy),
+            status=None if driver.status is None else list(driver.status),
+            remove=None if driver.remove is None else list(driver.remove),
+            health=None if driver.health is None else list(driver.health),
+            timeout_s=_seconds(driver.timeout),
+            health_timeout_s=_seconds(driver.health_timeout),
+            state_dir=driver.state_dir,
+        )
+    return spec
 
 
 def snapshot(fleet: Fleet, spec: Service, environments: list[Environment]) -> dict[str, Any]:
@@ -198,6 +209,29 @@ def _gate_spec(gate: Any) -> dict[str, Any]:
     if gate.type == "soak":
         common["count"] = gate.count
         common["duration_s"] = _seconds(gate.duration)
+        return common
+    if gate.type == "prometheus":
+        common.update(
+            count=gate.count,
+            url=gate.url,
+            query=gate.query,
+            success_condition=gate.success_condition,
+            failure_condition=gate.failure_condition,
+            value_name=gate.value_name,
+            no_data=gate.no_data,
+            nan=gate.nan,
+            timeout_s=_seconds(gate.timeout),
+        )
+        return common
+    if gate.type == "webhook":
+        # Only the names of the variables holding secrets: their values never enter the plan.
+        common.update(
+            count=gate.count,
+            url=gate.url,
+            url_env=gate.url_env,
+            token_env=gate.token_env,
+            timeout_s=_seconds(gate.timeout),
+        )
         return common
     common.update(
         count=gate.count,
