@@ -26,7 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from rollout.config import Fault
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, Health
@@ -108,26 +108,23 @@ class SimulatedFleet:
     def start(self, request: DeployRequest) -> None:
         with connection(self.url) as db:
             fault = _fault(db, request.service, request.version)
-            try:
-                with db.begin_nested():
-                    db.execute(
-                        insert(deploys).values(
-                            key=request.key,
-                            environment=request.environment,
-                            service=request.service,
-                            version=request.version,
-                            calls=1,
-                            effects=0,
-                            ready_at=_now() + timedelta(seconds=fault.deploy_seconds),
-                            fails=fault.deploy_fails and request.version is not None,
-                        )
-                    )
-            except IntegrityError:
-                db.execute(
-                    update(deploys)
-                    .where(deploys.c.key == request.key)
-                    .values(calls=deploys.c.calls + 1)
+            # One statement whether or not the key was seen: asking again only counts a call.
+            db.execute(
+                _upsert(db)(deploys)
+                .values(
+                    key=request.key,
+                    environment=request.environment,
+                    service=request.service,
+                    version=request.version,
+                    calls=1,
+                    effects=0,
+                    ready_at=_now() + timedelta(seconds=fault.deploy_seconds),
+                    fails=fault.deploy_fails and request.version is not None,
                 )
+                .on_conflict_do_update(
+                    index_elements=[deploys.c.key], set_={"calls": deploys.c.calls + 1}
+                )
+            )
             _settle(db, request.key)
 
     def status(self, key: str) -> DeployStatus:
@@ -176,13 +173,29 @@ class SimulatedFleet:
             return int(total or 0)
 
 
+def _upsert(db: Connection) -> Any:
+    """The dialect's INSERT that knows ON CONFLICT (PostgreSQL's and SQLite's alike)."""
+    if db.dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
+
+
 def _put(db: Connection, environment: str, service: str, version: str | None) -> None:
-    where = and_(installed.c.environment == environment, installed.c.service == service)
-    db.execute(installed.delete().where(where))
-    if version is not None:
+    if version is None:
         db.execute(
-            insert(installed).values(environment=environment, service=service, version=version)
+            installed.delete().where(
+                and_(installed.c.environment == environment, installed.c.service == service)
+            )
         )
+        return
+    db.execute(
+        _upsert(db)(installed)
+        .values(environment=environment, service=service, version=version)
+        .on_conflict_do_update(
+            index_elements=[installed.c.environment, installed.c.service],
+            set_={"version": version},
+        )
+    )
 
 
 def _settle(db: Connection, key: str) -> Any:

@@ -50,7 +50,9 @@ def engine_for(url: str, writer: bool = True) -> Engine:
         return engine
     if not writer:
         return engine_for(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # No pre-ping: it costs a round trip per checkout. A connection lost to a database restart
+    # fails its step, SQLAlchemy drops the pool, and the row's lease re-drives the step.
+    return create_engine(url, pool_size=5, max_overflow=10)
 
 
 @cache
