@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,12 +29,14 @@ from rollout.config.durations import Duration, PositiveDuration
 from rollout.domain.conditions import parse_condition
 
 __all__ = [
+    "COMMAND_PLACEHOLDERS",
     "LABEL_KEY_PATTERN",
     "NAME_PATTERN",
     "REQUIREMENT_OPERATORS",
     "SEVERITIES",
     "URL_PLACEHOLDERS",
     "VERSION_PATTERN",
+    "CommandDriver",
     "Driver",
     "Environment",
     "EnvironmentSelector",
@@ -43,6 +45,7 @@ __all__ = [
     "Gate",
     "HttpGate",
     "Member",
+    "PrometheusGate",
     "Requirement",
     "Service",
     "SimulatedDriver",
@@ -50,6 +53,8 @@ __all__ = [
     "SoakGate",
     "Stage",
     "Team",
+    "WebhookGate",
+    "fill_placeholders",
 ]
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
@@ -57,6 +62,10 @@ VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$"
 LABEL_KEY_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
 SEVERITIES: tuple[str, ...] = ("P0", "P1", "P2", "P3", "P4")
 URL_PLACEHOLDERS: tuple[str, ...] = ("service", "version", "environment", "stage")
+COMMAND_PLACEHOLDERS: tuple[str, ...] = ("service", "version", "environment", "key")
+# A placeholder is exactly `{name}`; any other brace is text, as PromQL's `{job="x"}` and a
+# command's `--set-json={"a":1}` need.
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 REQUIREMENT_OPERATORS: tuple[str, ...] = (">=", ">", "==", "<=", "<", "!=")
 
 Severity = Literal["P0", "P1", "P2", "P3", "P4"]
@@ -219,8 +228,86 @@ class SimulatedDriver(_Model):
     deploy_timeout: PositiveDuration = timedelta(minutes=10)
 
 
-# A discriminated union on `type`; more drivers (http agent, command) join it later.
-Driver = Annotated[SimulatedDriver, Field(discriminator="type")]
+def fill_placeholders(
+    template: str, values: Mapping[str, str], quote: Callable[[str], str] | None = None
+) -> str:
+    """`template` with each `{name}` of `values` replaced in one pass: a value is never read
+    as a template itself, and `quote` (if given) escapes it for where it lands."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            return match.group(0)
+        return values[name] if quote is None else quote(values[name])
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+def _check_placeholders(value: str, allowed: tuple[str, ...], where: str) -> str:
+    for match in _PLACEHOLDER.finditer(value):
+        if match.group(1) not in allowed:
+            names = ", ".join(f"{{{p}}}" for p in allowed)
+            raise ValueError(
+                f"unknown placeholder {match.group(0)!r} in {where} (allowed: {names})"
+            )
+    return value
+
+
+def _check_argv(value: list[str], allowed: tuple[str, ...]) -> list[str]:
+    for argument in value:
+        _check_placeholders(argument, allowed, "command")
+    if not value[0].strip():
+        raise ValueError("the program (a command's first element) must not be empty")
+    return value
+
+
+def _deploy_argv(value: list[str]) -> list[str]:
+    return _check_argv(value, COMMAND_PLACEHOLDERS)
+
+
+def _remove_argv(value: list[str]) -> list[str]:
+    return _check_argv(value, ("service", "environment", "key"))
+
+
+def _health_argv(value: list[str]) -> list[str]:
+    return _check_argv(value, ("service", "environment"))
+
+
+DeployArgv = Annotated[list[str], Field(min_length=1), AfterValidator(_deploy_argv)]
+RemoveArgv = Annotated[list[str], Field(min_length=1), AfterValidator(_remove_argv)]
+HealthArgv = Annotated[list[str], Field(min_length=1), AfterValidator(_health_argv)]
+
+
+class CommandDriver(_Model):
+    """Deploys by running a program with a templated argument list, never through a shell."""
+
+    type: Literal["command"]
+    # argv; placeholders {service} {version} {environment} {key}, each filled as one whole
+    # argument's part, so nothing in a version can become another argument or a command.
+    deploy: DeployArgv
+    # Run after `deploy` exited 0, within the same timeout (e.g. `kubectl rollout status`):
+    # the deploy succeeds only when this exits 0 too.
+    status: DeployArgv | None = None
+    # Removes the service (rolling back a first install); without it that rollback fails.
+    remove: RemoveArgv | None = None
+    # Exit 0 is healthy, anything else unhealthy; without it health is unknown.
+    health: HealthArgv | None = None
+    timeout: PositiveDuration = timedelta(minutes=10)
+    health_timeout: PositiveDuration = timedelta(seconds=30)
+    poll_interval: PositiveDuration = timedelta(seconds=2)
+    # Where each deploy keeps its pid, exit code and output; every worker that may poll a
+    # deploy must see the same directory. Default: $ROLLOUT_DATA_DIR/command-driver.
+    state_dir: Annotated[str, Field(min_length=1)] | None = None
+
+    @property
+    def deploy_timeout(self) -> timedelta:
+        # The engine gives up a little after the driver itself kills an overdue command, so
+        # a deploy is never rolled back while its process may still run.
+        return self.timeout + timedelta(minutes=1)
+
+
+# A discriminated union on `type`; an http agent driver joins it later.
+Driver = Annotated[SimulatedDriver | CommandDriver, Field(discriminator="type")]
 
 
 class Environment(_Model):
@@ -321,7 +408,81 @@ class SoakGate(_GateBase):
         return math.ceil(self.duration / self.interval) + 1
 
 
-Gate = Annotated[HttpGate | SoakGate, Field(discriminator="type")]
+_NO_DATA_POLICY = Literal["error", "fail", "pass", "inconclusive"]
+VALUE_NAME_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+
+
+def _check_query(value: str) -> str:
+    return _check_placeholders(value, URL_PLACEHOLDERS, "query")
+
+
+class PrometheusGate(_GateBase):
+    type: Literal["prometheus"]
+    # The Prometheus server's base URL; the gate asks {url}/api/v1/query.
+    url: Annotated[str, AfterValidator(_check_url)]
+    # PromQL giving one number (a one-sample vector or a scalar); placeholders {service}
+    # {version} {environment} {stage} are filled as escaped string-literal content.
+    query: Annotated[str, Field(min_length=1), AfterValidator(_check_query)]
+    # Conditions on the result, named `value` or `value_name`: `value < 0.05`.
+    success_condition: Condition = None
+    failure_condition: Condition = None
+    # What the result is called in messages: `error_rate 0.071, wanted error_rate < 0.05`.
+    value_name: Annotated[str, Field(pattern=VALUE_NAME_PATTERN)] = "value"
+    # An empty result (no series matched).
+    no_data: _NO_DATA_POLICY = "error"
+    # A NaN result (e.g. 0/0: a rate with no traffic).
+    nan: _NO_DATA_POLICY = "error"
+    timeout: PositiveDuration = timedelta(seconds=10)
+    count: Annotated[int, Field(ge=1)] | None = 1
+
+    @model_validator(mode="after")
+    def _conditions_on_the_value(self) -> PrometheusGate:
+        if self.success_condition is None and self.failure_condition is None:
+            raise ValueError("a prometheus gate needs success_condition or failure_condition")
+        names = {"value", self.value_name}
+        for text in (self.success_condition, self.failure_condition):
+            if text is None:
+                continue
+            for comparison in parse_condition(text).comparisons:
+                if comparison.path not in names:
+                    shown = " or ".join(sorted(names))
+                    raise ValueError(
+                        f"condition {text!r} names {comparison.path!r}: a query's result is "
+                        f"one number, called {shown}"
+                    )
+        return self
+
+
+def _check_env_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(f"invalid environment variable name {value!r}")
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_check_env_name)]
+
+
+class WebhookGate(_GateBase):
+    """An external judge: 2xx passes, anything else fails."""
+
+    type: Literal["webhook"]
+    # Placeholders {service} {version} {environment} {stage}. A URL carrying a token is a
+    # secret: name the environment variable holding it with `url_env` instead.
+    url: Annotated[str, AfterValidator(_check_url)] | None = None
+    url_env: EnvName | None = None
+    # Sent as `Authorization: Bearer …`; read from this environment variable on the worker.
+    token_env: EnvName | None = None
+    timeout: PositiveDuration = timedelta(seconds=10)
+    count: Annotated[int, Field(ge=1)] | None = 1
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookGate:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("a webhook gate needs exactly one of `url` and `url_env`")
+        return self
+
+
+Gate = Annotated[HttpGate | SoakGate | PrometheusGate | WebhookGate, Field(discriminator="type")]
 
 
 # --- services ---------------------------------------------------------------------------------

@@ -62,4 +62,13 @@ def driver_for(spec: Mapping[str, Any], simulator_url: str) -> Driver:
         from rollout.drivers.simulated import simulated_driver
 
         return simulated_driver(simulator_url)
+    if kind == "command":
+        from pathlib import Path
+
+        from rollout.drivers.command import CommandDriver, CommandSpec
+        from rollout.settings import get_settings
+
+        configured = spec.get("state_dir")
+        state_dir = Path(configured) if configured else get_settings().data_dir / "command-driver"
+        return CommandDriver(CommandSpec.from_snapshot(spec), state_dir)
     raise DriverError(f"unknown driver type {kind!r}")

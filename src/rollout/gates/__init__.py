@@ -47,4 +47,12 @@ def measure(spec: Mapping[str, Any], context: GateContext, now: datetime) -> Mea
         from rollout.gates.soak import measure_soak
 
         return measure_soak(context, now)
+    if kind == "prometheus":
+        from rollout.gates.prometheus import measure_prometheus
+
+        return measure_prometheus(spec, context, now)
+    if kind == "webhook":
+        from rollout.gates.webhook import measure_webhook
+
+        return measure_webhook(spec, context, now)
     raise ValueError(f"unknown gate type {kind!r}")
