@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from rollout.config import ConfigError, Fleet, load_fleet
 from rollout.settings import get_settings
+
+if TYPE_CHECKING:
+    from rollout.cli.remote import Remote
 
 app = typer.Typer(
     help="A continuous-upgrade rollout orchestrator.",
@@ -24,8 +27,10 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="The fleet config.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
 
 out = Console()
 err = Console(stderr=True)
@@ -90,6 +95,25 @@ def db_upgrade() -> None:
     out.print("database schema is up to date", highlight=False)
 
 
+def _remote() -> Remote | None:
+    from rollout.cli.remote import Remote, RemoteError
+
+    try:
+        return Remote.from_environment()
+    except RemoteError as error:
+        raise fail(str(error)) from None
+
+
+def _ask(remote: Remote, method: str, path: str, **options: Any) -> Any:
+    """The API's JSON answer; its refusal becomes this command's one-line error."""
+    from rollout.cli.remote import RemoteError
+
+    try:
+        return remote.request(method, path, **options).json()
+    except RemoteError as error:
+        raise fail(str(error)) from None
+
+
 @app.command()
 def submit(
     service: Annotated[str, typer.Argument(help="the service to release")],
@@ -97,16 +121,33 @@ def submit(
     digest: Annotated[str | None, typer.Option(help="artifact digest, sha256:<64 hex>")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Submit a release; it rolls out through the stages."""
-    from rollout.engine.runtime import Runtime
-    from rollout.engine.submission import SubmitError
-    from rollout.engine.submission import submit as submit_release
+    """Submit a release; it rolls out through the stages (through the API when
+    ROLLOUT_API_URL and ROLLOUT_TOKEN are set)."""
+    from rollout.engine.submission import SubmitError, Submitted
 
-    fleet = _fleet(config)
-    try:
-        result = submit_release(Runtime.from_settings(), fleet, service, version, digest)
-    except SubmitError as error:
-        raise fail(str(error)) from None
+    remote = _remote()
+    if remote is not None:
+        answer = _ask(
+            remote,
+            "POST",
+            "/v1/releases",
+            json={"service": service, "version": version, "digest": digest},
+        )
+        result = Submitted(
+            answer["release_id"],
+            answer["rollout_id"],
+            answer["created"],
+            tuple(answer["superseded"]),
+        )
+    else:
+        from rollout.engine.runtime import Runtime
+        from rollout.engine.submission import submit as submit_release
+
+        fleet = _fleet(config)
+        try:
+            result = submit_release(Runtime.from_settings(), fleet, service, version, digest)
+        except SubmitError as error:
+            raise fail(str(error)) from None
     if result.created:
         out.print(f"submitted {service} {version}: rollout {result.rollout_id}", highlight=False)
         for old in result.superseded:
@@ -122,33 +163,159 @@ def submit(
 def list_(
     service: Annotated[str | None, typer.Option(help="only this service")] = None,
     state: Annotated[str | None, typer.Option(help="only rollouts in this state")] = None,
+    stage: Annotated[str | None, typer.Option(help="only rollouts now at this stage")] = None,
+    team: Annotated[str | None, typer.Option(help="only this team's rollouts")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """List rollouts, newest first."""
+    from rollout.api.reads import list_rollouts, row_of
+    from rollout.api.schemas import RolloutList
     from rollout.cli.render import rollouts_table
     from rollout.domain.states import RolloutState
-    from rollout.store.database import transaction
-    from rollout.store.queries import list_rollouts
+    from rollout.store.database import reading
 
     if state is not None and state not in {s.value for s in RolloutState}:
         raise fail(f"unknown state {state!r} (one of: {', '.join(s.value for s in RolloutState)})")
-    with transaction(get_settings().resolved_database_url()) as session:
-        rows = list_rollouts(session, service, state, limit)
+    remote = _remote()
+    if remote is not None:
+        filters = {"service": service, "state": state, "stage": stage, "team": team}
+        answer = _ask(remote, "GET", "/v1/rollouts", params={**filters, "limit": limit})
+        rows = [row_of(r) for r in RolloutList.model_validate(answer).rollouts]
+    else:
+        with reading(get_settings().resolved_database_url()) as session:
+            rows = list_rollouts(
+                session, service=service, state=state, stage=stage, team=team, limit=limit
+            )
     out.print(rollouts_table(rows))
 
 
 @app.command()
 def show(rollout_id: Annotated[int, typer.Argument(help="the rollout's id")]) -> None:
     """Show a rollout: stages, environments, gate values against conditions, why it waits."""
+    from rollout.api.reads import show_rollout
+    from rollout.api.schemas import RolloutDetailView
     from rollout.cli.render import print_story
-    from rollout.store.database import transaction
-    from rollout.store.queries import rollout_detail
+    from rollout.store.database import reading
 
-    with transaction(get_settings().resolved_database_url()) as session:
-        detail = rollout_detail(session, rollout_id)
-        if detail is None:
+    remote = _remote()
+    if remote is not None:
+        view = RolloutDetailView.model_validate(_ask(remote, "GET", f"/v1/rollouts/{rollout_id}"))
+    else:
+        with reading(get_settings().resolved_database_url()) as session:
+            found = show_rollout(session, rollout_id)
+        if found is None:
             raise fail(f"no rollout {rollout_id}")
-        print_story(out, detail)
+        view = found
+    print_story(out, view)
+
+
+@token_app.command("create")
+def token_create(
+    scope: Annotated[str, typer.Option(help="pipeline, team, operator or admin")],
+    service: Annotated[
+        list[str] | None, typer.Option(help="a service a pipeline token may submit (repeat)")
+    ] = None,
+    team: Annotated[str | None, typer.Option(help="the team of a team token")] = None,
+    note: Annotated[str | None, typer.Option(help="what the token is for")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create an API token; its secret is printed this once, and only its hash is kept."""
+    from rollout.store.tokens import Scope, TokenError, create_token, grant_problem
+
+    if scope not in {s.value for s in Scope}:
+        raise fail(f"unknown scope {scope!r} (one of: {', '.join(s.value for s in Scope)})")
+    services = service or []
+    remote = _remote()
+    if remote is not None:
+        # Each scope's body carries its own grant only: the API refuses fields it does not use.
+        body: dict[str, Any] = {"scope": scope}
+        if scope == "pipeline":
+            body["services"] = services
+        if scope == "team":
+            body["team"] = team
+        if note is not None:
+            body["note"] = note
+        answer = _ask(remote, "POST", "/v1/tokens", json=body)
+        token_id, secret = answer["token"]["id"], answer["secret"]
+    else:
+        from rollout.engine.runtime import utcnow
+        from rollout.store.database import transaction
+
+        problem = grant_problem(_fleet(config), services, team)
+        if problem is not None:
+            raise fail(problem)
+        try:
+            with transaction(get_settings().resolved_database_url()) as session:
+                info, secret = create_token(session, Scope(scope), utcnow(), services, team, note)
+        except TokenError as error:
+            raise fail(str(error)) from None
+        token_id = info.id
+    err.print(f"token {token_id} created; its secret is shown only now:", highlight=False)
+    print(secret)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(help="the token's id")]) -> None:
+    """Revoke a token: the API refuses it from the next request on."""
+    remote = _remote()
+    if remote is not None:
+        _ask(remote, "POST", f"/v1/tokens/{token_id}/revoke")
+    else:
+        from rollout.engine.runtime import utcnow
+        from rollout.store.database import transaction
+        from rollout.store.tokens import revoke_token
+
+        with transaction(get_settings().resolved_database_url()) as session:
+            if revoke_token(session, token_id, utcnow()) is None:
+                raise fail(f"no token {token_id}")
+    out.print(f"token {token_id} revoked", highlight=False)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens (never their secrets)."""
+    from rollout.api.schemas import TokenList, TokenView
+    from rollout.cli.render import tokens_table
+
+    remote = _remote()
+    if remote is not None:
+        tokens = TokenList.model_validate(_ask(remote, "GET", "/v1/tokens")).tokens
+    else:
+        from rollout.store.database import reading
+        from rollout.store.tokens import list_tokens
+
+        with reading(get_settings().resolved_database_url()) as session:
+            tokens = [
+                TokenView(
+                    id=t.id,
+                    scope=t.scope,
+                    services=list(t.services),
+                    team=t.team,
+                    note=t.note,
+                    created_at=t.created_at,
+                    revoked_at=t.revoked_at,
+                )
+                for t in list_tokens(session)
+            ]
+    out.print(tokens_table(tokens))
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="port to listen on")] = 8000,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI document at /docs and /openapi.json)."""
+    import uvicorn
+
+    from rollout.api import create_app
+
+    settings = get_settings()
+    application = create_app(
+        settings.resolved_database_url(), _fleet(config), broker_url=settings.broker_url
+    )
+    uvicorn.run(application, host=host, port=port, log_level="info")
 
 
 @app.command()

@@ -6,8 +6,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from rollout.store.models import Measurement, Upgrade
-from rollout.store.queries import RolloutDetail, RolloutRow
+from rollout.api.schemas import GateView, RolloutDetailView, TokenView, UpgradeView
+from rollout.store.queries import RolloutRow
 
 STATE_STYLE = {
     "succeeded": "green",
@@ -51,30 +51,27 @@ def rollouts_table(rows: list[RolloutRow]) -> Table:
     return table
 
 
-def _gates(upgrade: Upgrade, measured: dict[str, list[Measurement]]) -> str:
+def _gates(gates: list[GateView]) -> str:
     lines = []
-    for gate, rows in measured.items():
-        last = rows[-1]
-        failures = sum(m.outcome == "failure" for m in rows)
-        errors = sum(m.outcome == "error" for m in rows)
-        counts = f"{len(rows)} taken"
-        if failures:
-            counts += f", {failures} failed"
-        if errors:
-            counts += f", {errors} errors"
-        lines.append(f"{gate}: {last.value or '-'} against {last.condition} ({counts})")
+    for gate in gates:
+        counts = f"{gate.taken} taken"
+        if gate.failures:
+            counts += f", {gate.failures} failed"
+        if gate.errors:
+            counts += f", {gate.errors} errors"
+        lines.append(f"{gate.name}: {gate.value or '-'} against {gate.condition} ({counts})")
     return "\n".join(lines)
 
 
-def _why(upgrade: Upgrade) -> str:
+def _why(upgrade: UpgradeView) -> str:
     if upgrade.state == "pending":
         return f"waits: {upgrade.hold_reason or 'not planned yet'}"
     return upgrade.reason or ""
 
 
-def rollout_story(detail: RolloutDetail) -> Group:
-    r = detail.rollout
-    stages = r.plan["stages"]
+def rollout_story(detail: RolloutDetailView) -> Group:
+    r = detail
+    stages = r.stages
     header = Text.assemble(
         (f"Rollout {r.id}", "bold"),
         f" · {r.service} {r.version} · team {r.team} · ",
@@ -96,8 +93,8 @@ def rollout_story(detail: RolloutDetail) -> Group:
         else:
             status = "not reached"
         title = (
-            f"Stage {index + 1} {stage['name']} ({status}; soak {stage['soak_s']:g}s, "
-            f"promote at {stage['promote_share']:.0%})"
+            f"Stage {index + 1} {stage.name} ({status}; soak {stage.soak_s:g}s, "
+            f"promote at {stage.promote_share:.0%})"
         )
         untouched = {u.state for u in members} <= {"cancelled", "superseded"}
         if members and untouched:
@@ -121,7 +118,7 @@ def rollout_story(detail: RolloutDetail) -> Group:
                 u.environment,
                 state_text(u.state),
                 f"{u.from_version or '-'} → {u.to_version}",
-                _gates(u, detail.measurements.get(u.id, {})),
+                _gates(u.gates),
                 _why(u),
             )
         parts.append(table)
@@ -135,5 +132,22 @@ def rollout_story(detail: RolloutDetail) -> Group:
     return Group(*parts)
 
 
-def print_story(console: Console, detail: RolloutDetail) -> None:
+def print_story(console: Console, detail: RolloutDetailView) -> None:
     console.print(rollout_story(detail))
+
+
+def tokens_table(tokens: list[TokenView]) -> Table:
+    table = Table(title="Tokens", title_justify="left")
+    for column in ("id", "scope", "services", "team", "note", "created", "revoked"):
+        table.add_column(column, overflow="fold")
+    for t in tokens:
+        table.add_row(
+            str(t.id),
+            t.scope,
+            ", ".join(t.services),
+            t.team or "",
+            t.note or "",
+            f"{t.created_at:%Y-%m-%d %H:%M} UTC",
+            Text(f"{t.revoked_at:%Y-%m-%d %H:%M} UTC", style="red") if t.revoked_at else "",
+        )
+    return table

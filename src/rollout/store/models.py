@@ -159,3 +159,33 @@ class Page(Base):
     summary: Mapped[str] = mapped_column(Text)  # the page's whole text
     state: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiToken(Base):
+    """A bearer token of the HTTP API: only its hash is kept, the secret is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # sha256 of the secret, hex: the secret is high-entropy, so no salt or slow hash is needed.
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    services: Mapped[list[str]] = mapped_column(JSON)  # pipeline tokens: what they may submit
+    team: Mapped[str | None] = mapped_column(String(63))  # team tokens: whose data they see
+    note: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PageEvent(Base):
+    """What a person did with a page (acknowledged, resolved, feedback), by which token."""
+
+    __tablename__ = "page_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    misrouted_to: Mapped[str | None] = mapped_column(String(63))
+    note: Mapped[str | None] = mapped_column(Text)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,519 @@
+"""The HTTP API: pipelines submit, teams read their rollouts and act on their pages,
+operators read everything; every refusal is a 4xx with a one-line message."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rollout.api import reads
+from rollout.api.auth import READERS, allow, check_team, forbidden, visible_team
+from rollout.api.page_actions import PageAction, PageActionRefused, page_move
+from rollout.api.schemas import (
+    EnvironmentList,
+    ErrorOut,
+    FeedbackIn,
+    Health,
+    MisroutedIn,
+    PageList,
+    PageView,
+    PipelineTokenIn,
+    Readiness,
+    RolloutDetailView,
+    RolloutList,
+    ServiceBrief,
+    ServiceList,
+    ServiceView,
+    SubmitIn,
+    SubmittedOut,
+    TeamTokenIn,
+    TokenCreated,
+    TokenIn,
+    TokenList,
+    TokenView,
+)
+from rollout.config import NAME_PATTERN, Fleet
+from rollout.domain.states import RolloutState
+from rollout.engine.runtime import Runtime, utcnow
+from rollout.engine.submission import SubmitError, submit
+from rollout.store.database import engine_for, reading, transaction
+from rollout.store.models import Page, PageEvent, Release
+from rollout.store.tokens import (
+    Scope,
+    TokenError,
+    TokenInfo,
+    create_token,
+    grant_problem,
+    list_tokens,
+    revoke_token,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+# PostgreSQL's integer: a larger id is no row of ours, and must not reach the driver.
+MAX_ID = 2**31 - 1
+
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+NameQuery = Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=63)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": what}
+    for code, what in {
+        400: "a malformed request",
+        401: "no token, or an unknown or revoked one",
+        403: "the token's scope, team or services do not allow this",
+        404: "no such thing",
+        413: "the request body is too large",
+        422: "the input breaks a pattern, a limit, or names an unknown field",
+    }.items()
+}
+
+
+def create_app(
+    database_url: str,
+    fleet: Fleet,
+    *,
+    broker_url: str | None = None,
+    max_body: int = MAX_BODY,
+    runtime: Runtime | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> FastAPI:
+    """The application. `fleet` is the config submissions are planned with; `broker_url`
+    is what /readyz checks besides the database (unchecked when None)."""
+    known: dict[int, frozenset[str]] = {}  # filled in once every route is defined
+    app = FastAPI(
+        title="rollout",
+        version="1",
+        description="Submit releases, read rollouts, environments and pages, act on pages.",
+        responses=ERRORS,
+        dependencies=[Depends(_query_check(known))],
+    )
+    app.state.database_url = database_url
+    # Submission only writes rows; the ticker nudges workers, as for the CLI.
+    runtime = runtime or Runtime(database_url, database_url, now=now)
+    _errors(app)
+    app.add_middleware(BodyLimit, limit=max_body)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> Health:
+        """The process answers."""
+        return Health(status="ok")
+
+    @app.get("/readyz", tags=["health"], responses={503: {"model": Readiness}})
+    def readyz(response: Response) -> Readiness:
+        """The database and the broker are reachable."""
+        database = _check(lambda: _ping_database(database_url))
+        broker = "not checked" if broker_url is None else _check(lambda: _ping_broker(broker_url))
+        ready = database == "ok" and broker in ("ok", "not checked")
+        if not ready:
+            response.status_code = 503
+        return Readiness(status="ready" if ready else "not ready", database=database, broker=broker)
+
+    @app.post(
+        "/v1/releases",
+        tags=["releases"],
+        status_code=201,
+        responses={
+            200: {"model": SubmittedOut, "description": "submitted before: the same release"},
+            409: {
+                "model": ErrorOut,
+                "description": "the version was submitted with another digest",
+            },
+        },
+    )
+    def submit_release(
+        body: SubmitIn,
+        response: Response,
+        token: Annotated[TokenInfo, Depends(allow(Scope.PIPELINE))],
+    ) -> SubmittedOut:
+        """Submit a release. The same service, version and digest again is the same release
+        (200); the same version with another digest is refused (409)."""
+        if body.service not in token.services:
+            raise forbidden(
+                f"this token may submit only {', '.join(token.services)}, not {body.service}"
+            )
+        if not _knows(fleet, body.service):
+            raise HTTPException(404, f"unknown service {body.service!r}")
+        try:
+            result = submit(runtime, fleet, body.service, body.version, body.digest)
+        except SubmitError as error:
+            # Pattern checks ran above, so what submit() refuses is a clash with the record.
+            raise HTTPException(409, str(error)) from None
+        with reading(database_url) as session:
+            release = session.get(Release, result.release_id)
+            digest = release.digest if release is not None else body.digest
+        if not result.created:
+            response.status_code = 200
+        return SubmittedOut(
+            release_id=result.release_id,
+            rollout_id=result.rollout_id,
+            service=body.service,
+            version=body.version,
+            digest=digest,
+            created=result.created,
+            superseded=list(result.superseded),
+        )
+
+    @app.get("/v1/rollouts", tags=["rollouts"])
+    def list_rollouts(
+        token: Annotated[TokenInfo, Depends(allow(*READERS))],
+        service: NameQuery = None,
+        state: RolloutState | None = None,
+        stage: NameQuery = None,
+        team: NameQuery = None,
+        limit: Limit = 50,
+    ) -> RolloutList:
+        """Rollouts, newest first. A team token sees its own team's only."""
+        team = visible_team(token, team)
+        with reading(database_url) as session:
+            rows = reads.list_rollouts(
+                session, service=service, state=state, stage=stage, team=team, limit=limit
+            )
+        return RolloutList(rollouts=[reads.summary_of(r) for r in rows])
+
+    @app.get("/v1/rollouts/{rollout_id}", tags=["rollouts"])
+    def show_rollout(
+        rollout_id: Id, token: Annotated[TokenInfo, Depends(allow(*READERS))]
+    ) -> RolloutDetailView:
+        """A rollout: stages, upgrades, each gate's last value against its condition, pages."""
+        with reading(database_url) as session:
+            owner = reads.rollout_team(session, rollout_id)
+            if owner is None:
+                raise HTTPException(404, f"no rollout {rollout_id}")
+            check_team(token, owner, f"rollout {rollout_id}")
+            view = reads.show_rollout(session, rollout_id)
+        assert view is not None
+        return view
+
+    @app.get("/v1/environments", tags=["environments"])
+    def list_environments(
+        token: Annotated[TokenInfo, Depends(allow(*READERS))],
+    ) -> EnvironmentList:
+        """Every environment with the versions installed there (a team: its services')."""
+        services = None
+        if token.scope is Scope.TEAM:
+            services = {s.name for s in fleet.services if s.team == token.team}
+        with reading(database_url) as session:
+            return EnvironmentList(environments=reads.environments(session, fleet, services))
+
+    @app.get("/v1/services", tags=["services"])
+    def list_services(
+        token: Annotated[TokenInfo, Depends(allow(*READERS))],
+        team: NameQuery = None,
+    ) -> ServiceList:
+        """The services of the fleet config and their owning teams."""
+        team = visible_team(token, team)
+        return ServiceList(
+            services=[
+                ServiceBrief(name=s.name, team=s.team)
+                for s in fleet.services
+                if team is None or s.team == team
+            ]
+        )
+
+    @app.get("/v1/services/{name}", tags=["services"])
+    def show_service(
+        name: Annotated[str, Path(pattern=NAME_PATTERN, max_length=63)],
+        token: Annotated[TokenInfo, Depends(allow(*READERS))],
+    ) -> ServiceView:
+        """A service: its team, gates, environments with installed versions, rollouts."""
+        if not _knows(fleet, name):
+            raise HTTPException(404, f"unknown service {name!r}")
+        check_team(token, fleet.service(name).team, f"service {name}")
+        with reading(database_url) as session:
+            view = reads.service_view(session, fleet, name)
+        assert view is not None
+        return view
+
+    @app.get("/v1/pages", tags=["pages"])
+    def list_pages(
+        token: Annotated[TokenInfo, Depends(allow(*READERS))],
+        team: NameQuery = None,
+        state: Annotated[str | None, Query(pattern=r"^[a-z_]{1,16}$")] = None,
+        service: NameQuery = None,
+        rollout_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+        limit: Limit = 100,
+    ) -> PageList:
+        """Pages, newest first. A team token sees its own team's only."""
+        team = visible_team(token, team)
+        with reading(database_url) as session:
+            pages = reads.list_pages(
+                session, team=team, state=state, service=service, rollout_id=rollout_id, limit=limit
+            )
+        return PageList(pages=pages)
+
+    conflict: dict[int | str, dict[str, Any]] = {
+        409: {"model": ErrorOut, "description": "the page is resolved already"}
+    }
+
+    @app.post("/v1/pages/{page_id}/acknowledge", tags=["pages"], responses=conflict)
+    def acknowledge_page(
+        page_id: Id, token: Annotated[TokenInfo, Depends(allow(*READERS))]
+    ) -> PageView:
+        """Acknowledge a page: someone is on it. Asking again changes nothing."""
+        return _page_action(page_id, token, PageAction.ACKNOWLEDGE)
+
+    @app.post("/v1/pages/{page_id}/resolve", tags=["pages"])
+    def resolve_page(
+        page_id: Id, token: Annotated[TokenInfo, Depends(allow(*READERS))]
+    ) -> PageView:
+        """Resolve a page. Asking again changes nothing."""
+        return _page_action(page_id, token, PageAction.RESOLVE)
+
+    @app.post("/v1/pages/{page_id}/feedback", tags=["pages"])
+    def page_feedback(
+        page_id: Id,
+        body: Annotated[FeedbackIn, Body()],
+        token: Annotated[TokenInfo, Depends(allow(*READERS))],
+    ) -> PageView:
+        """Tell whether the page was misrouted (and whose it was) or not actionable."""
+        team = body.team if isinstance(body, MisroutedIn) else None
+        if team is not None and team not in {t.name for t in fleet.teams}:
+            raise HTTPException(404, f"unknown team {team!r}")
+        with transaction(database_url) as session:
+            page = _page_for(session, page_id, token)
+            if team == page.team:
+                raise HTTPException(409, f"page {page_id} went to team {page.team} already")
+            session.add(
+                PageEvent(
+                    page_id=page.id,
+                    action=body.kind,
+                    misrouted_to=team,
+                    note=body.note,
+                    token_id=token.id,
+                    at=now(),
+                )
+            )
+            return reads.page_view(page)
+
+    def _page_action(page_id: int, token: TokenInfo, action: PageAction) -> PageView:
+        with transaction(database_url) as session:
+            page = _page_for(session, page_id, token)
+            try:
+                move = page_move(page.id, page.state, action)
+            except PageActionRefused as error:
+                raise HTTPException(409, str(error)) from None
+            if move.changed:
+                page.state = move.state
+                session.add(
+                    PageEvent(page_id=page.id, action=move.state, token_id=token.id, at=now())
+                )
+            return reads.page_view(page)
+
+    @app.get("/v1/tokens", tags=["tokens"])
+    def get_tokens(_: Annotated[TokenInfo, Depends(allow(Scope.ADMIN))]) -> TokenList:
+        """Every token, revoked ones too; never a secret."""
+        with reading(database_url) as session:
+            return TokenList(tokens=[_token_view(t) for t in list_tokens(session)])
+
+    @app.post("/v1/tokens", tags=["tokens"], status_code=201)
+    def post_token(
+        body: Annotated[TokenIn, Body()], _: Annotated[TokenInfo, Depends(allow(Scope.ADMIN))]
+    ) -> TokenCreated:
+        """Create a token; its secret is in this answer only."""
+        services = body.services if isinstance(body, PipelineTokenIn) else []
+        team = body.team if isinstance(body, TeamTokenIn) else None
+        problem = grant_problem(fleet, services, team)
+        if problem is not None:
+            raise HTTPException(404, problem)
+        try:
+            with transaction(database_url) as session:
+                info, secret = create_token(session, body.scope, now(), services, team, body.note)
+        except TokenError as error:
+            raise HTTPException(422, str(error)) from None
+        return TokenCreated(token=_token_view(info), secret=secret)
+
+    @app.post("/v1/tokens/{token_id}/revoke", tags=["tokens"])
+    def post_revoke(
+        token_id: Id, _: Annotated[TokenInfo, Depends(allow(Scope.ADMIN))]
+    ) -> TokenView:
+        """Revoke a token; it is refused from the next request on."""
+        with transaction(database_url) as session:
+            info = revoke_token(session, token_id, now())
+        if info is None:
+            raise HTTPException(404, f"no token {token_id}")
+        return _token_view(info)
+
+    known.update(_known_query_parameters(app))
+    return app
+
+
+def _page_for(session: Session, page_id: int, token: TokenInfo) -> Page:
+    # Locked: two people acknowledging at once make one event, not two.
+    page = session.scalars(select(Page).where(Page.id == page_id).with_for_update()).one_or_none()
+    if page is None:
+        raise HTTPException(404, f"no page {page_id}")
+    check_team(token, page.team, f"page {page_id}")
+    return page
+
+
+def _knows(fleet: Fleet, service: str) -> bool:
+    return any(s.name == service for s in fleet.services)
+
+
+def _token_view(info: TokenInfo) -> TokenView:
+    return TokenView(
+        id=info.id,
+        scope=info.scope,
+        services=list(info.services),
+        team=info.team,
+        note=info.note,
+        created_at=info.created_at,
+        revoked_at=info.revoked_at,
+    )
+
+
+def _check(probe: Callable[[], None]) -> str:
+    try:
+        probe()
+    except Exception as error:
+        # The class name only: a driver's message may carry a host or a user name.
+        return f"unreachable ({type(error).__name__})"
+    return "ok"
+
+
+def _ping_database(url: str) -> None:
+    with engine_for(url).connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def _ping_broker(url: str) -> None:
+    from kombu.connection import Connection
+
+    # kombu is untyped here; the call is a plain connect-and-close.
+    with Connection(url, connect_timeout=2) as connection:  # type: ignore[no-untyped-call]
+        connection.ensure_connection(max_retries=1, timeout=2)
+
+
+def _errors(app: FastAPI) -> None:
+    """Every refusal answers {"detail": "one line"}; nothing answers with a traceback."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(error.detail)}, error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_message(error.errors())}, 422)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_: Request, error: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", type(error.orig).__name__)
+        return JSONResponse({"detail": "the database is unavailable; try again"}, 503)
+
+
+def validation_message(errors: Any) -> str:
+    """`body.version: String should match pattern …; query.limit: …`, never the input
+    itself (it may be large, or a secret pasted in the wrong field)."""
+    parts = []
+    for error in errors:
+        where = ".".join(str(p) for p in error.get("loc", ()))
+        message = error.get("msg", "invalid")
+        if error.get("type") == "extra_forbidden":
+            message = "unknown field"
+        elif error.get("type") == "json_invalid":
+            message = "malformed JSON"
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts) or "invalid request"
+
+
+def _query_check(known: dict[int, frozenset[str]]) -> Callable[[Request], None]:
+    """A query parameter the endpoint does not know is a mistake: refuse it, as an unknown
+    field of a body is refused, rather than answer as if it had not been asked."""
+
+    def check(request: Request) -> None:
+        allowed = known.get(id(request.scope.get("route")), frozenset())
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise HTTPException(422, f"unknown query parameter(s): {', '.join(unknown)}")
+
+    return check
+
+
+def _known_query_parameters(app: FastAPI) -> dict[int, frozenset[str]]:
+    known = {}
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            names: set[str] = set()
+            stack = [route.dependant]
+            while stack:
+                dependant = stack.pop()
+                names |= {p.alias for p in dependant.query_params}
+                stack += dependant.dependencies
+            known[id(route)] = frozenset(names)
+    return known
+
+
+Scope_ = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuse a request body over `limit` bytes with 413 before the application reads it,
+    whether the client announced its length or streams it in chunks."""
+
+    def __init__(self, app: Callable[[Scope_, Receive, Send], Awaitable[None]], limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                await _refuse(send, 400, "malformed Content-Length")
+                return
+            if int(length) > self.limit:
+                await _refuse(send, 413, f"the request body is over {self.limit} bytes")
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away; let the application see it
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await _refuse(send, 413, f"the request body is over {self.limit} bytes")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    response = JSONResponse({"detail": detail}, status)
+    await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> MutableMapping[str, Any]:
+    return {"type": "http.disconnect"}

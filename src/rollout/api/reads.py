@@ -1,0 +1,261 @@
+"""What the API and the CLI read: rows turned into views of operational data only (versions,
+states, gate values and conditions), never drivers, labels or an environment's payload."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
+
+from rollout.api.schemas import (
+    EnvironmentView,
+    GateInfo,
+    GateView,
+    Installed,
+    PageView,
+    ReleaseView,
+    RolloutDetailView,
+    RolloutSummary,
+    ServicePlacement,
+    ServiceView,
+    StageView,
+    UpgradeView,
+)
+from rollout.config import Fleet
+from rollout.store.models import Installation, Measurement, Page, Rollout, Upgrade
+from rollout.store.queries import RolloutDetail, RolloutRow, rollout_detail
+
+
+def list_rollouts(
+    session: Session,
+    *,
+    service: str | None = None,
+    state: str | None = None,
+    stage: str | None = None,
+    team: str | None = None,
+    limit: int = 50,
+) -> list[RolloutRow]:
+    """Rollouts, newest first; `stage` is the stage a rollout is at now."""
+    query = select(Rollout).order_by(Rollout.id.desc()).limit(limit)
+    if service:
+        query = query.where(Rollout.service == service)
+    if state:
+        query = query.where(Rollout.state == state)
+    if team:
+        query = query.where(Rollout.team == team)
+    if stage:
+        # The current stage's name lives in the JSON plan; its upgrades carry it as a column.
+        query = query.where(
+            exists().where(
+                Upgrade.rollout_id == Rollout.id,
+                Upgrade.stage_index == Rollout.stage_index,
+                Upgrade.stage == stage,
+            )
+        )
+    rollouts = list(session.scalars(query))
+    if not rollouts:
+        return []
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    for rollout_id, upgrade_state, n in session.execute(
+        select(Upgrade.rollout_id, Upgrade.state, func.count())
+        .where(Upgrade.rollout_id.in_([r.id for r in rollouts]))
+        .group_by(Upgrade.rollout_id, Upgrade.state)
+    ):
+        counts[rollout_id][upgrade_state] = n
+    rows = []
+    for r in rollouts:
+        by_state = counts[r.id]
+        stages = r.plan["stages"]
+        rows.append(
+            RolloutRow(
+                id=r.id,
+                service=r.service,
+                version=r.version,
+                team=r.team,
+                state=r.state,
+                stage=stages[min(r.stage_index, len(stages) - 1)]["name"],
+                done=by_state.get("succeeded", 0),
+                total=sum(by_state.values()),
+                reason=r.reason,
+            )
+        )
+    return rows
+
+
+def summary_of(row: RolloutRow) -> RolloutSummary:
+    return RolloutSummary(
+        id=row.id,
+        service=row.service,
+        version=row.version,
+        team=row.team,
+        state=row.state,
+        stage=row.stage,
+        done=row.done,
+        total=row.total,
+        reason=row.reason,
+    )
+
+
+def row_of(summary: RolloutSummary) -> RolloutRow:
+    return RolloutRow(**summary.model_dump())
+
+
+def _gates(measured: dict[str, list[Measurement]]) -> list[GateView]:
+    views = []
+    for gate, rows in measured.items():
+        last = rows[-1]
+        views.append(
+            GateView(
+                name=gate,
+                value=last.value,
+                condition=last.condition,
+                outcome=last.outcome,
+                taken=len(rows),
+                failures=sum(m.outcome == "failure" for m in rows),
+                errors=sum(m.outcome == "error" for m in rows),
+                last_at=last.taken_at,
+            )
+        )
+    return views
+
+
+def page_view(page: Page) -> PageView:
+    return PageView(
+        id=page.id,
+        team=page.team,
+        severity=page.severity,
+        kind=page.kind,
+        state=page.state,
+        rollout_id=page.rollout_id,
+        service=page.service,
+        version=page.version,
+        environment=page.environment,
+        stage=page.stage,
+        gate=page.gate,
+        detail=page.detail,
+        summary=page.summary,
+        created_at=page.created_at,
+    )
+
+
+def detail_view(detail: RolloutDetail) -> RolloutDetailView:
+    r, release = detail.rollout, detail.release
+    return RolloutDetailView(
+        id=r.id,
+        service=r.service,
+        version=r.version,
+        team=r.team,
+        state=r.state,
+        reason=r.reason,
+        stage_index=r.stage_index,
+        stages=[
+            StageView(name=s["name"], soak_s=s["soak_s"], promote_share=s["promote_share"])
+            for s in r.plan["stages"]
+        ],
+        release=ReleaseView(
+            id=release.id,
+            state=release.state,
+            digest=release.digest,
+            reason=release.reason,
+            submitted_at=release.submitted_at,
+        ),
+        upgrades=[
+            UpgradeView(
+                id=u.id,
+                environment=u.environment,
+                stage_index=u.stage_index,
+                stage=u.stage,
+                state=u.state,
+                from_version=u.from_version,
+                to_version=u.to_version,
+                reason=u.reason,
+                hold_reason=u.hold_reason,
+                gates=_gates(detail.measurements.get(u.id, {})),
+            )
+            for u in detail.upgrades
+        ],
+        pages=[page_view(p) for p in detail.pages],
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        finished_at=r.finished_at,
+    )
+
+
+def show_rollout(session: Session, rollout_id: int) -> RolloutDetailView | None:
+    detail = rollout_detail(session, rollout_id)
+    return None if detail is None else detail_view(detail)
+
+
+def rollout_team(session: Session, rollout_id: int) -> str | None:
+    """The owning team of a rollout; None if there is no such rollout."""
+    return session.scalar(select(Rollout.team).where(Rollout.id == rollout_id))
+
+
+def environments(
+    session: Session, fleet: Fleet, services: set[str] | None = None
+) -> list[EnvironmentView]:
+    """Every environment with the versions installed there (of `services` only, if given)."""
+    query = select(Installation).order_by(Installation.environment, Installation.service)
+    if services is not None:
+        query = query.where(Installation.service.in_(sorted(services)))
+    installed: dict[str, list[Installed]] = defaultdict(list)
+    for row in session.scalars(query):
+        installed[row.environment].append(
+            Installed(service=row.service, version=row.version, updated_at=row.updated_at)
+        )
+    views = [
+        EnvironmentView(name=e.name, stage=e.stage, installed=installed.pop(e.name, []))
+        for e in fleet.environments
+    ]
+    # Installations in environments the config no longer names are still facts: show them.
+    views += [EnvironmentView(name=n, stage=None, installed=rows) for n, rows in installed.items()]
+    return views
+
+
+def service_view(session: Session, fleet: Fleet, name: str) -> ServiceView | None:
+    try:
+        spec = fleet.service(name)
+    except KeyError:
+        return None
+    versions = {
+        environment: version
+        for environment, version in session.execute(
+            select(Installation.environment, Installation.version).where(
+                Installation.service == name
+            )
+        )
+    }
+    return ServiceView(
+        name=spec.name,
+        team=spec.team,
+        gates=[GateInfo(name=g.name, type=g.type) for g in spec.gates],
+        requires=[str(r) for r in spec.requires],
+        environments=[
+            ServicePlacement(environment=e.name, stage=e.stage, version=versions.get(e.name))
+            for e in fleet.environments_of(spec)
+        ],
+        rollouts=[summary_of(r) for r in list_rollouts(session, service=name, limit=10)],
+    )
+
+
+def list_pages(
+    session: Session,
+    *,
+    team: str | None = None,
+    state: str | None = None,
+    service: str | None = None,
+    rollout_id: int | None = None,
+    limit: int = 100,
+) -> list[PageView]:
+    """Pages, newest first."""
+    query = select(Page).order_by(Page.id.desc()).limit(limit)
+    if team:
+        query = query.where(Page.team == team)
+    if state:
+        query = query.where(Page.state == state)
+    if service:
+        query = query.where(Page.service == service)
+    if rollout_id is not None:
+        query = query.where(Page.rollout_id == rollout_id)
+    return [page_view(p) for p in session.scalars(query)]

@@ -1,0 +1,248 @@
+"""The API's wire format: strict request bodies, and the views that responses, the remote
+CLI and the local CLI share (operational data only: never an environment's payload)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from rollout.config import NAME_PATTERN, VERSION_PATTERN
+from rollout.store.tokens import NOTE_MAX, Scope
+
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
+Version = Annotated[str, StringConstraints(pattern=VERSION_PATTERN, max_length=64)]
+Digest = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN, max_length=71)]
+Note = Annotated[str, StringConstraints(max_length=NOTE_MAX)]
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused, in requests and in what a client reads back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(Strict):
+    detail: str = Field(description="what was wrong, in one line")
+
+
+class SubmitIn(Strict):
+    service: Name
+    version: Version
+    digest: Digest | None = Field(default=None, description="the artifact's sha256:<64 hex>")
+
+
+class SubmittedOut(Strict):
+    release_id: int
+    rollout_id: int
+    service: str
+    version: str
+    digest: str | None
+    created: bool = Field(description="false: this release was submitted before")
+    superseded: list[int] = Field(description="older rollouts this one supersedes")
+
+
+class RolloutSummary(Strict):
+    id: int
+    service: str
+    version: str
+    team: str
+    state: str
+    stage: str
+    done: int
+    total: int
+    reason: str | None
+
+
+class RolloutList(Strict):
+    rollouts: list[RolloutSummary]
+
+
+class StageView(Strict):
+    name: str
+    soak_s: float
+    promote_share: float
+
+
+class ReleaseView(Strict):
+    id: int
+    state: str
+    digest: str | None
+    reason: str | None
+    submitted_at: datetime
+
+
+class GateView(Strict):
+    """A gate's last measurement in one environment: the value and the condition held."""
+
+    name: str
+    value: str | None
+    condition: str
+    outcome: str
+    taken: int
+    failures: int
+    errors: int
+    last_at: datetime
+
+
+class UpgradeView(Strict):
+    id: int
+    environment: str
+    stage_index: int
+    stage: str
+    state: str
+    from_version: str | None
+    to_version: str
+    reason: str | None
+    hold_reason: str | None
+    gates: list[GateView]
+
+
+class PageView(Strict):
+    id: int
+    team: str
+    severity: str
+    kind: str
+    state: str
+    rollout_id: int
+    service: str
+    version: str
+    environment: str
+    stage: str
+    gate: str | None
+    detail: str
+    summary: str
+    created_at: datetime
+
+
+class PageList(Strict):
+    pages: list[PageView]
+
+
+class RolloutDetailView(Strict):
+    id: int
+    service: str
+    version: str
+    team: str
+    state: str
+    reason: str | None
+    stage_index: int
+    stages: list[StageView]
+    release: ReleaseView
+    upgrades: list[UpgradeView]
+    pages: list[PageView]
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+class Installed(Strict):
+    service: str
+    version: str
+    updated_at: datetime
+
+
+class EnvironmentView(Strict):
+    name: str
+    stage: str | None = Field(description="null: not in the fleet config any more")
+    installed: list[Installed]
+
+
+class EnvironmentList(Strict):
+    environments: list[EnvironmentView]
+
+
+class GateInfo(Strict):
+    name: str
+    type: str
+
+
+class ServicePlacement(Strict):
+    environment: str
+    stage: str
+    version: str | None = Field(description="installed and healthy; null: none known")
+
+
+class ServiceView(Strict):
+    name: str
+    team: str
+    gates: list[GateInfo]
+    requires: list[str]
+    environments: list[ServicePlacement]
+    rollouts: list[RolloutSummary] = Field(description="the newest ten")
+
+
+class ServiceBrief(Strict):
+    name: str
+    team: str
+
+
+class ServiceList(Strict):
+    services: list[ServiceBrief]
+
+
+class MisroutedIn(Strict):
+    kind: Literal["misrouted"]
+    team: Name = Field(description="the team the page belongs to")
+    note: Note | None = None
+
+
+class NotActionableIn(Strict):
+    kind: Literal["not_actionable"]
+    note: Note | None = None
+
+
+FeedbackIn = Annotated[MisroutedIn | NotActionableIn, Field(discriminator="kind")]
+
+
+class PipelineTokenIn(Strict):
+    scope: Literal[Scope.PIPELINE]
+    services: Annotated[list[Name], Field(min_length=1, max_length=200)]
+    note: Note | None = None
+
+
+class TeamTokenIn(Strict):
+    scope: Literal[Scope.TEAM]
+    team: Name
+    note: Note | None = None
+
+
+class WideTokenIn(Strict):
+    scope: Literal[Scope.OPERATOR, Scope.ADMIN]
+    note: Note | None = None
+
+
+# Each scope's grant in the document itself: a pipeline names services, a team its team.
+TokenIn = Annotated[PipelineTokenIn | TeamTokenIn | WideTokenIn, Field(discriminator="scope")]
+
+
+class TokenView(Strict):
+    id: int
+    scope: Scope
+    services: list[str]
+    team: str | None
+    note: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class TokenList(Strict):
+    tokens: list[TokenView]
+
+
+class TokenCreated(Strict):
+    token: TokenView
+    secret: str = Field(description="shown once: only its hash is kept")
+
+
+class Health(Strict):
+    status: Literal["ok"]
+
+
+class Readiness(Strict):
+    status: Literal["ready", "not ready"]
+    database: str
+    broker: str

@@ -1,0 +1,434 @@
+"""The HTTP API in process against the real PostgreSQL: who may do what (every endpoint ×
+every kind of caller), idempotent submission, strict input, page actions, operational data
+only."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, select, text
+
+from rollout.api import create_app
+from rollout.config import Fleet, load_fleet
+from rollout.engine.runtime import Runtime
+from rollout.engine.submission import submit
+from rollout.store.database import engine_for, migrate, reading, transaction
+from rollout.store.models import ApiToken, Installation, Page, PageEvent, Upgrade
+from rollout.store.tokens import Scope, create_token, revoke_token
+from tests.conftest import FIXTURES, PG_ADMIN, REDIS
+
+pytestmark = pytest.mark.integration
+
+DIGEST = "sha256:" + "0f" * 32
+TABLES = "page_events, api_tokens, pages, measurements, upgrades, rollouts, releases, installations"
+
+
+@pytest.fixture(scope="session")
+def api_database_url() -> Iterator[str]:
+    """A database of the API tests' own: no ticker of another test moves these rows."""
+    name = f"rollout_api_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    migrate(url)
+    yield url
+    engine_for(url).dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@dataclass
+class World:
+    """A fleet with two teams' rollouts, a page each, installed versions, and a token of
+    every kind."""
+
+    url: str
+    fleet: Fleet
+    app: FastAPI
+    client: TestClient
+    tokens: dict[str, str]
+    token_ids: dict[str, int]
+    rollouts: dict[str, int]
+    pages: dict[str, int]
+
+    def call(self, method: str, path: str, who: str | None, body: Any = None) -> Any:
+        headers = {} if who is None else {"Authorization": f"Bearer {self.tokens[who]}"}
+        return self.client.request(method, path, headers=headers, json=body)
+
+
+def _page(session: Any, rollout_id: int, team: str, now: datetime) -> int:
+    upgrade = session.scalars(select(Upgrade).where(Upgrade.rollout_id == rollout_id)).first()
+    page = Page(
+        dedup_key=f"rollout-{rollout_id}/health/{upgrade.environment}",
+        team=team,
+        severity="P3",
+        kind="failure",
+        rollout_id=rollout_id,
+        upgrade_id=upgrade.id,
+        service=upgrade.service,
+        version=upgrade.to_version,
+        environment=upgrade.environment,
+        stage=upgrade.stage,
+        gate="health",
+        detail="error_rate 0.2, wanted error_rate < 0.05",
+        summary="gate health failed",
+        state="open",
+        created_at=now,
+    )
+    session.add(page)
+    session.flush()
+    return page.id
+
+
+def make_world(url: str, **options: Any) -> World:
+    with transaction(url) as session:
+        session.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    fleet = load_fleet(FIXTURES / "fleet.yaml")
+    runtime = Runtime(url, url)
+    rollouts = {
+        "checkout": submit(runtime, fleet, "checkout", "1.1.0", DIGEST).rollout_id,
+        "search-api": submit(runtime, fleet, "search-api", "2.0.0", DIGEST).rollout_id,
+    }
+    now = datetime.now(UTC)
+    tokens, ids = {}, {}
+    grants: dict[str, dict[str, Any]] = {
+        "pipeline": {"scope": Scope.PIPELINE, "services": ["checkout"]},
+        "payments": {"scope": Scope.TEAM, "team": "payments"},
+        "search": {"scope": Scope.TEAM, "team": "search"},
+        "operator": {"scope": Scope.OPERATOR},
+        "admin": {"scope": Scope.ADMIN},
+        "revoked": {"scope": Scope.ADMIN},
+        "victim": {"scope": Scope.OPERATOR},  # what the admin revokes in the matrix
+    }
+    with transaction(url) as session:
+        for name, grant in grants.items():
+            info, secret = create_token(session, now=now, **grant)
+            tokens[name], ids[name] = secret, info.id
+        revoke_token(session, ids["revoked"], now)
+        pages = {
+            "payments": _page(session, rollouts["checkout"], "payments", now),
+            "search": _page(session, rollouts["search-api"], "search", now),
+        }
+        session.add_all(
+            Installation(environment=e, service=s, version="1.0.0", updated_at=now)
+            for e in ("canary-1", "prod-1")
+            for s in ("checkout", "search-api")
+        )
+    tokens["garbage"] = "rollout_" + "x" * 43
+    app = create_app(url, fleet, broker_url=REDIS, **options)
+    return World(url, fleet, app, TestClient(app), tokens, ids, rollouts, pages)
+
+
+@pytest.fixture
+def world(api_database_url: str) -> World:
+    return make_world(api_database_url)
+
+
+CALLERS = ("pipeline", "payments", "search", "operator", "admin", "revoked", "garbage", None)
+NOBODY = {"revoked": 401, "garbage": 401, None: 401}
+READ_ALL = {"pipeline": 403, "payments": 200, "search": 200, "operator": 200, "admin": 200}
+PAYMENTS_ONLY = {**READ_ALL, "search": 403}
+SEARCH_ONLY = {**READ_ALL, "payments": 403}
+ADMIN_ONLY = {"pipeline": 403, "payments": 403, "search": 403, "operator": 403, "admin": 200}
+OPEN = dict.fromkeys(CALLERS, 200)
+
+# (method, path template, body, the answer per caller); paths name the world's ids.
+MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
+    ("GET", "/healthz", None, OPEN),
+    ("GET", "/readyz", None, OPEN),
+    (
+        "POST",
+        "/v1/releases",
+        {"service": "checkout", "version": "1.1.0", "digest": DIGEST},
+        {**dict.fromkeys(("payments", "search", "operator", "admin"), 403), "pipeline": 200},
+    ),
+    (
+        "POST",
+        "/v1/releases",
+        {"service": "search-api", "version": "2.0.0", "digest": DIGEST},
+        dict.fromkeys(("pipeline", "payments", "search", "operator", "admin"), 403),
+    ),
+    ("GET", "/v1/rollouts", None, READ_ALL),
+    ("GET", "/v1/rollouts?team=payments", None, PAYMENTS_ONLY),
+    ("GET", "/v1/rollouts?team=search", None, SEARCH_ONLY),
+    ("GET", "/v1/rollouts/{checkout}", None, PAYMENTS_ONLY),
+    ("GET", "/v1/rollouts/{search-api}", None, SEARCH_ONLY),
+    ("GET", "/v1/environments", None, READ_ALL),
+    ("GET", "/v1/services", None, READ_ALL),
+    ("GET", "/v1/services?team=search", None, SEARCH_ONLY),
+    ("GET", "/v1/services/checkout", None, PAYMENTS_ONLY),
+    ("GET", "/v1/services/search-api", None, SEARCH_ONLY),
+    ("GET", "/v1/pages", None, READ_ALL),
+    ("GET", "/v1/pages?team=payments", None, PAYMENTS_ONLY),
+    ("POST", "/v1/pages/{page:payments}/acknowledge", None, PAYMENTS_ONLY),
+    ("POST", "/v1/pages/{page:search}/acknowledge", None, SEARCH_ONLY),
+    ("POST", "/v1/pages/{page:search}/resolve", None, SEARCH_ONLY),
+    ("POST", "/v1/pages/{page:payments}/feedback", {"kind": "not_actionable"}, PAYMENTS_ONLY),
+    ("GET", "/v1/tokens", None, ADMIN_ONLY),
+    ("POST", "/v1/tokens", {"scope": "operator"}, {**ADMIN_ONLY, "admin": 201}),
+    ("POST", "/v1/tokens/{token:victim}/revoke", None, ADMIN_ONLY),
+]
+
+
+def _path(world: World, template: str) -> str:
+    path = template
+    for name, rollout_id in world.rollouts.items():
+        path = path.replace(f"{{{name}}}", str(rollout_id))
+    for team, page_id in world.pages.items():
+        path = path.replace(f"{{page:{team}}}", str(page_id))
+    for name, token_id in world.token_ids.items():
+        path = path.replace(f"{{token:{name}}}", str(token_id))
+    return path
+
+
+def test_the_authorization_matrix(world: World) -> None:
+    wrong = []
+    for method, template, body, answers in MATRIX:
+        expected = {**NOBODY, **answers}
+        path = _path(world, template)
+        for caller in CALLERS:
+            response = world.call(method, path, caller, body)
+            if response.status_code != expected[caller]:
+                wrong.append(f"{method} {path} as {caller}: {response.status_code} {response.text}")
+            if response.status_code >= 400:
+                assert isinstance(response.json()["detail"], str) and response.json()["detail"]
+            if response.status_code == 401:
+                assert response.headers["www-authenticate"] == "Bearer"
+    assert wrong == []
+
+
+def test_every_endpoint_of_the_document_is_in_the_matrix(world: World) -> None:
+    documented = {
+        (method.upper(), path)
+        for path, operations in world.client.get("/openapi.json").json()["paths"].items()
+        for method in operations
+    }
+    templates = {
+        (method, template.split("?")[0]
+         .replace("{checkout}", "{rollout_id}").replace("{search-api}", "{rollout_id}")
+         .replace("{page:payments}", "{page_id}").replace("{page:search}", "{page_id}")
+         .replace("{token:victim}", "{token_id}")
+         .replace("/checkout", "/{name}").replace("/search-api", "/{name}"))
+        for method, template, _, _ in MATRIX
+    }  # fmt: skip
+    assert documented == templates
+
+
+def test_a_team_reads_only_its_own(world: World) -> None:
+    listed = world.call("GET", "/v1/rollouts", "payments").json()["rollouts"]
+    assert [r["service"] for r in listed] == ["checkout"]
+    pages = world.call("GET", "/v1/pages", "search").json()["pages"]
+    assert [p["team"] for p in pages] == ["search"]
+    environments = world.call("GET", "/v1/environments", "payments").json()["environments"]
+    installed = {i["service"] for e in environments for i in e["installed"]}
+    assert installed == {"checkout"}
+    everything = world.call("GET", "/v1/environments", "operator").json()["environments"]
+    assert {i["service"] for e in everything for i in e["installed"]} == {"checkout", "search-api"}
+    assert len(world.call("GET", "/v1/rollouts", "operator").json()["rollouts"]) == 2
+
+
+def test_a_team_sees_operational_data_never_payload(world: World) -> None:
+    detail = world.call("GET", f"/v1/rollouts/{world.rollouts['checkout']}", "payments").json()
+    assert detail["service"] == "checkout" and detail["release"]["digest"] == DIGEST
+    assert len(detail["upgrades"]) == 6 and detail["pages"][0]["team"] == "payments"
+    flat = json.dumps(detail)
+    # Drivers, gate URLs and labels stay in the engine's rows.
+    for secret_ish in ("driver", "poll_interval", "http://", "labels", "plan"):
+        assert secret_ish not in flat, secret_ish
+    service = world.call("GET", "/v1/services/checkout", "payments").json()
+    assert "http://" not in json.dumps(service)
+    assert service["gates"] == [
+        {"name": "health", "type": "http"},
+        {"name": "soak", "type": "soak"},
+    ]
+
+
+def test_submission_is_idempotent_and_a_digest_clash_is_409(world: World) -> None:
+    body = {"service": "checkout", "version": "1.2.0", "digest": DIGEST}
+    first = world.call("POST", "/v1/releases", "pipeline", body)
+    assert first.status_code == 201, first.text
+    assert first.json()["created"] is True
+    assert first.json()["superseded"] == [world.rollouts["checkout"]]
+    again = world.call("POST", "/v1/releases", "pipeline", body)
+    assert again.status_code == 200
+    assert again.json()["rollout_id"] == first.json()["rollout_id"]
+    assert again.json()["created"] is False
+    clash = world.call("POST", "/v1/releases", "pipeline", {**body, "digest": "sha256:" + "a" * 64})
+    assert clash.status_code == 409
+    assert "already submitted with digest" in clash.json()["detail"]
+    listed = world.call("GET", "/v1/rollouts?service=checkout", "operator").json()["rollouts"]
+    assert len(listed) == 2
+
+
+def test_a_service_unknown_to_the_config_is_404(world: World) -> None:
+    with transaction(world.url) as session:
+        _, secret = create_token(session, Scope.PIPELINE, datetime.now(UTC), ["ghost"])
+    response = world.client.post(
+        "/v1/releases",
+        json={"service": "ghost", "version": "1.0.0"},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert response.status_code == 404 and "unknown service 'ghost'" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"service": "checkout", "version": "1.0 beta"}, "body.version"),
+        ({"service": "checkout", "version": "x" * 65}, "body.version"),
+        ({"service": "Checkout", "version": "1.0.0"}, "body.service"),
+        ({"service": "checkout", "version": "1.0.0", "digest": "md5:abc"}, "body.digest"),
+        ({"service": "checkout", "version": "1.0.0", "digest": "sha256:" + "A" * 64}, "digest"),
+        ({"service": "checkout", "version": "1.0.0", "force": True}, "body.force: unknown field"),
+        ({"service": "checkout"}, "body.version: Field required"),
+        ([1, 2], "body"),
+    ],
+)
+def test_bad_input_is_422_with_a_message(world: World, body: Any, fragment: str) -> None:
+    response = world.call("POST", "/v1/releases", "pipeline", body)
+    assert response.status_code == 422
+    assert fragment in response.json()["detail"]
+    assert len(world.call("GET", "/v1/rollouts", "operator").json()["rollouts"]) == 2
+
+
+def test_malformed_json_and_unknown_query_parameters(world: World) -> None:
+    headers = {
+        "Authorization": f"Bearer {world.tokens['pipeline']}",
+        "Content-Type": "application/json",
+    }
+    broken = world.client.post("/v1/releases", content=b'{"service":', headers=headers)
+    assert broken.status_code == 422 and "malformed JSON" in broken.json()["detail"]
+    unknown = world.call("GET", "/v1/rollouts?servce=checkout", "operator")
+    assert unknown.status_code == 422 and "servce" in unknown.json()["detail"]
+    bad_state = world.call("GET", "/v1/rollouts?state=sleepy", "operator")
+    assert bad_state.status_code == 422 and "query.state" in bad_state.json()["detail"]
+    huge_id = world.call("GET", f"/v1/rollouts/{2**40}", "operator")
+    assert huge_id.status_code == 422
+    assert world.call("GET", "/v1/rollouts/999", "operator").status_code == 404
+
+
+def test_a_body_over_the_limit_is_413(api_database_url: str) -> None:
+    world = make_world(api_database_url, max_body=1024)
+    headers = {"Authorization": f"Bearer {world.tokens['pipeline']}"}
+    body = {"service": "checkout", "version": "1.0.0", "padding": "x" * 2000}
+    announced = world.client.post("/v1/releases", json=body, headers=headers)
+    assert announced.status_code == 413 and "over 1024 bytes" in announced.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the middleware counts
+        yield b'{"service": "checkout", "version": "1.0.0", "padding": "'
+        yield b"x" * 2000
+        yield b'"}'
+
+    streamed = world.client.post("/v1/releases", content=chunks(), headers=headers)
+    assert streamed.status_code == 413
+    fits = world.call("POST", "/v1/releases", "pipeline", {"service": "checkout", "version": "3"})
+    assert fits.status_code == 201
+
+
+def test_page_actions_change_the_row_once_and_record_who(world: World) -> None:
+    page = world.pages["payments"]
+    acked = world.call("POST", f"/v1/pages/{page}/acknowledge", "payments")
+    assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
+    assert world.call("POST", f"/v1/pages/{page}/acknowledge", "operator").status_code == 200
+    resolved = world.call("POST", f"/v1/pages/{page}/resolve", "payments")
+    assert resolved.json()["state"] == "resolved"
+    late = world.call("POST", f"/v1/pages/{page}/acknowledge", "payments")
+    assert late.status_code == 409 and "already resolved" in late.json()["detail"]
+    with reading(world.url) as session:
+        events = session.scalars(select(PageEvent).where(PageEvent.page_id == page)).all()
+        assert [(e.action, e.token_id) for e in events] == [
+            ("acknowledged", world.token_ids["payments"]),
+            ("resolved", world.token_ids["payments"]),
+        ]
+        assert session.get(Page, page).state == "resolved"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"kind": "misrouted", "team": "search"}, 200, ""),
+        ({"kind": "misrouted"}, 422, "body.misrouted.team: Field required"),
+        ({"kind": "misrouted", "team": "nobody"}, 404, "unknown team 'nobody'"),
+        ({"kind": "misrouted", "team": "payments"}, 409, "went to team payments already"),
+        ({"kind": "not_actionable", "team": "search"}, 422, "team: unknown field"),
+        ({"kind": "noisy"}, 422, "does not match any of the expected tags"),
+        ({"kind": "not_actionable", "note": "x" * 201}, 422, "not_actionable.note"),
+    ],
+)
+def test_page_feedback(world: World, body: Any, status: int, fragment: str) -> None:
+    page = world.pages["payments"]
+    response = world.call("POST", f"/v1/pages/{page}/feedback", "payments", body)
+    assert response.status_code == status, response.text
+    with reading(world.url) as session:
+        events = session.scalars(select(PageEvent).where(PageEvent.page_id == page)).all()
+    if status == 200:
+        assert [(e.action, e.misrouted_to) for e in events] == [("misrouted", "search")]
+    else:
+        assert fragment in response.json()["detail"]
+        assert events == []
+
+
+def test_tokens_are_kept_as_hashes_and_shown_once(world: World) -> None:
+    created = world.call("POST", "/v1/tokens", "admin", {"scope": "team", "team": "search"})
+    assert created.status_code == 201
+    secret = created.json()["secret"]
+    assert secret.startswith("rollout_") and len(secret) > 40
+    listing = world.call("GET", "/v1/tokens", "admin")
+    assert secret not in listing.text
+    assert all(world.tokens[n] not in listing.text for n in ("admin", "pipeline"))
+    with reading(world.url) as session:
+        rows = session.scalars(select(ApiToken)).all()
+        assert all(secret not in repr(vars(row)) for row in rows)
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert world.client.get("/v1/pages", headers=headers).status_code == 200
+    token_id = created.json()["token"]["id"]
+    assert world.call("POST", f"/v1/tokens/{token_id}/revoke", "admin").status_code == 200
+    refused = world.client.get("/v1/pages", headers=headers)
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"scope": "pipeline"}, 422, "services: Field required"),
+        ({"scope": "pipeline", "services": []}, 422, "at least 1 item"),
+        ({"scope": "pipeline", "services": ["ghost"]}, 404, "unknown service(s): ghost"),
+        ({"scope": "team"}, 422, "team: Field required"),
+        ({"scope": "team", "team": "nobody"}, 404, "unknown team 'nobody'"),
+        ({"scope": "team", "team": "payments", "services": ["checkout"]}, 422, "unknown field"),
+        ({"scope": "operator", "team": "payments"}, 422, "team: unknown field"),
+        ({"scope": "root"}, 422, "body"),
+    ],
+)
+def test_a_token_grant_must_make_sense(world: World, body: Any, status: int, fragment: str) -> None:
+    response = world.call("POST", "/v1/tokens", "admin", body)
+    assert response.status_code == status
+    assert fragment in response.json()["detail"]
+
+
+def test_malformed_authorization_headers(world: World) -> None:
+    for header in ("Basic abc", "Bearer", "Bearer ", world.tokens["admin"], "Bearer nope"):
+        response = world.client.get("/v1/tokens", headers={"Authorization": header})
+        assert response.status_code == 401, header
+        assert world.tokens["admin"] not in response.text
+
+
+def test_readiness_names_what_is_down(api_database_url: str) -> None:
+    fleet = load_fleet(FIXTURES / "fleet.yaml")
+    ready = TestClient(create_app(api_database_url, fleet, broker_url=REDIS)).get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "database": "ok", "broker": "ok"}
+    dead = "redis://127.0.0.1:1/0"
+    down = TestClient(create_app(api_database_url, fleet, broker_url=dead)).get("/readyz")
+    assert down.status_code == 503
+    assert down.json()["database"] == "ok" and down.json()["broker"].startswith("unreachable")

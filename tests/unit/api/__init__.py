@@ -1,0 +1,1 @@
+"""Unit tests of the API\x27s pure parts."""

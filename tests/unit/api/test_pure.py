@@ -1,0 +1,74 @@
+"""The API's pure parts: page moves, token grants, and how refusals are worded."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollout.api.page_actions import Move, PageAction, PageActionRefused, page_move
+from rollout.store.tokens import Scope, TokenError, check_grant, hash_secret
+
+
+@pytest.mark.parametrize(
+    ("state", "action", "move"),
+    [
+        ("open", PageAction.ACKNOWLEDGE, Move("acknowledged", True)),
+        ("escalated", PageAction.ACKNOWLEDGE, Move("acknowledged", True)),
+        ("acknowledged", PageAction.ACKNOWLEDGE, Move("acknowledged", False)),
+        ("open", PageAction.RESOLVE, Move("resolved", True)),
+        ("acknowledged", PageAction.RESOLVE, Move("resolved", True)),
+        ("resolved", PageAction.RESOLVE, Move("resolved", False)),
+    ],
+)
+def test_page_moves(state: str, action: PageAction, move: Move) -> None:
+    assert page_move(7, state, action) == move
+
+
+def test_a_resolved_page_is_not_acknowledged() -> None:
+    with pytest.raises(PageActionRefused, match="page 7 is already resolved"):
+        page_move(7, "resolved", PageAction.ACKNOWLEDGE)
+
+
+@pytest.mark.parametrize(
+    ("scope", "services", "team", "message"),
+    [
+        (Scope.PIPELINE, [], None, "needs the services"),
+        (Scope.PIPELINE, ["checkout"], "payments", "drop --team"),
+        (Scope.TEAM, [], None, "needs its team"),
+        (Scope.TEAM, ["checkout"], "payments", "drop --service"),
+        (Scope.OPERATOR, [], "payments", "an operator token sees everything"),
+        (Scope.ADMIN, ["checkout"], None, "an admin token sees everything"),
+        (Scope.PIPELINE, ["Check out"], None, "malformed name 'Check out'"),
+    ],
+)
+def test_grants_that_make_no_sense(
+    scope: Scope, services: list[str], team: str | None, message: str
+) -> None:
+    with pytest.raises(TokenError, match=message):
+        check_grant(scope, services, team)
+
+
+def test_grants_that_do() -> None:
+    check_grant(Scope.PIPELINE, ["checkout", "search-api"], None)
+    check_grant(Scope.TEAM, [], "payments")
+    check_grant(Scope.ADMIN, [], None)
+
+
+def test_the_hash_is_sha256_hex() -> None:
+    assert hash_secret("rollout_x") == hash_secret("rollout_x")
+    assert len(hash_secret("rollout_x")) == 64 and hash_secret("rollout_y") != hash_secret("x")
+
+
+def test_validation_messages_name_the_field_never_the_input() -> None:
+    from rollout.api.app import validation_message
+
+    errors = [
+        {"loc": ("body", "version"), "msg": "String should match pattern", "input": "s3cr3t"},
+        {"loc": ("body", "force"), "msg": "Extra inputs", "type": "extra_forbidden"},
+        {"loc": ("body", 3), "msg": "JSON decode error", "type": "json_invalid"},
+    ]
+    message = validation_message(errors)
+    assert message == (
+        "body.version: String should match pattern; body.force: unknown field; "
+        "body.3: malformed JSON"
+    )
+    assert "s3cr3t" not in message
