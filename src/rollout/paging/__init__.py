@@ -1,0 +1,44 @@
+"""Paging's delivery edge: channels to the receivers, and delivery with retries."""
+
+from rollout.paging.channels import (
+    Action,
+    AlertmanagerChannel,
+    Channel,
+    ChannelConfigError,
+    DeliveryError,
+    EmailChannel,
+    PageMessage,
+    PagerDutyChannel,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+    SlackChannel,
+    WebhookChannel,
+    channel_from_config,
+    headline,
+    parse_retry_after,
+)
+from rollout.paging.delivery import DeliveryOutcome, DeliveryStatus, deliver_with_retries
+from rollout.paging.secrets import SecretError, SecretRef
+
+__all__ = [
+    "Action",
+    "AlertmanagerChannel",
+    "Channel",
+    "ChannelConfigError",
+    "DeliveryError",
+    "DeliveryOutcome",
+    "DeliveryStatus",
+    "EmailChannel",
+    "PageMessage",
+    "PagerDutyChannel",
+    "PermanentDeliveryError",
+    "RetryableDeliveryError",
+    "SecretError",
+    "SecretRef",
+    "SlackChannel",
+    "WebhookChannel",
+    "channel_from_config",
+    "deliver_with_retries",
+    "headline",
+    "parse_retry_after",
+]
