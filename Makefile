@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint unit install
+.PHONY: demo test lint unit install system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,22 @@ demo: $(VENV)/.installed-run
 	$(BIN)/rollout demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 unit: $(VENV)/.installed-dev
 	$(BIN)/pytest tests/unit
 
-test: lint
+# The Prometheus gate and paging tests run a real Prometheus and Alertmanager (Debian's
+# packages, without recommends so no node exporter comes along). The tests start their own
+# servers on free ports; nothing else of the packages is used.
+system-deps:
+	@command -v prometheus >/dev/null || (apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
+	@command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  --no-install-recommends prometheus-alertmanager)
+
+test: lint system-deps
 	$(BIN)/pytest

@@ -361,7 +361,9 @@ def _write(name: str, result: dict[str, Any]) -> None:
     result = {
         "scenario": name,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
         "command": "python -m bench " + " ".join(sys.argv[1:]),
         **result,
     }
