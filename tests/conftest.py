@@ -3,15 +3,19 @@ database, and a cluster of real `rollout worker` and `rollout ticker` processes.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -109,9 +113,58 @@ class Cluster:
                 process.wait()
 
 
+class PageReceiver:
+    """A team's webhook: records every page it accepts; can be told to fail for a while."""
+
+    def __init__(self) -> None:
+        self.accepted: list[dict[str, Any]] = []
+        self.refusals: list[tuple[int, dict[str, str]]] = []  # answers to give first
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with receiver.lock:
+                    status, headers = receiver.refusals.pop(0) if receiver.refusals else (200, {})
+                    if status == 200:
+                        receiver.accepted.append(json.loads(body))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self, refusals: list[tuple[int, dict[str, str]]] | None = None) -> None:
+        # Each test's database restarts its ids, so dedup keys repeat across tests.
+        with self.lock:
+            self.accepted.clear()
+            self.refusals = list(refusals or [])
+
+    def pages(self, dedup_key: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [p for p in self.accepted if p.get("dedup_key") == dedup_key]
+
+
+@pytest.fixture(scope="session")
+def page_receiver() -> Iterator[PageReceiver]:
+    receiver = PageReceiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
 @pytest.fixture(scope="session")
 def cluster(
-    postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    postgres_url: str,
+    redis_url: str,
+    page_receiver: PageReceiver,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cluster]:
     simulated_fleet(postgres_url)  # its tables exist before any worker asks
     logs = tmp_path_factory.mktemp("cluster-logs")
@@ -122,6 +175,8 @@ def cluster(
         "ROLLOUT_BROKER_URL": redis_url,
         "ROLLOUT_CONFIG": str(FIXTURES / "fleet.yaml"),
         "ROLLOUT_LEASE_SECONDS": "5",
+        # The test fleet's teams page through this webhook (a secret, so by reference).
+        "ROLLOUT_TEST_PAGE_HOOK": page_receiver.url,
         "ROLLOUT_TICK_SECONDS": "0.05",
         "COLUMNS": "200",
     }

@@ -6,7 +6,7 @@ import math
 import re
 import string
 from collections.abc import Callable, Iterator, Mapping
-from datetime import timedelta
+from datetime import date, time, timedelta
 from typing import Annotated, Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -171,9 +171,70 @@ class Member(_Model):
         return ZoneInfo(self.timezone)
 
 
+class RotationSpec(_Model):
+    """An on-call rotation: ordered members taking shifts that hand off at wall-clock time."""
+
+    # Names of the team's members; fewer than three cannot share nights humanely.
+    members: Annotated[list[str], Field(min_length=3)]
+    shift: PositiveDuration = timedelta(days=7)
+    handoff: time = time(9, 0)
+    start: date
+    timezone: str
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return Member._known_zone(value)
+
+    @field_validator("members")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a member appears twice in the rotation")
+        return value
+
+
+class Rotations(_Model):
+    primary: RotationSpec
+    secondary: RotationSpec
+
+
+def _check_channel(value: dict[str, Any]) -> dict[str, Any]:
+    # Built once here so a bad channel is a config error, not a failed page at 3 a.m.;
+    # secrets are references, resolved only when a page is delivered.
+    from rollout.paging import channel_from_config
+
+    channel_from_config(value)
+    return value
+
+
 class Team(_Model):
     name: Name
     members: list[Member] = Field(default_factory=list)
+    rotations: Rotations | None = None
+    # How pages reach the team: webhook, pagerduty, alertmanager, slack, email.
+    channels: list[Annotated[dict[str, Any], AfterValidator(_check_channel)]] = Field(
+        default_factory=list
+    )
+
+    @model_validator(mode="after")
+    def _rotation_members_are_members(self) -> Team:
+        known = {m.name for m in self.members}
+        for role, spec in (
+            (("primary", self.rotations.primary), ("secondary", self.rotations.secondary))
+            if self.rotations
+            else ()
+        ):
+            unknown = [name for name in spec.members if name not in known]
+            if unknown:
+                raise ValueError(
+                    f"{role} rotation names {', '.join(map(repr, unknown))}, not members of "
+                    f"team {self.name!r}"
+                )
+        return self
+
+    def member(self, name: str) -> Member:
+        return next(m for m in self.members if m.name == name)
 
 
 # --- stages and environments ----------------------------------------------------------------

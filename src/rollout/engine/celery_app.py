@@ -9,7 +9,8 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
-from rollout.engine.dispatch import StepNudge
+from rollout.engine.dispatch import DeliverNudge, StepNudge
+from rollout.engine.outbox import deliver
 from rollout.engine.progress import advance
 from rollout.engine.runtime import Runtime
 from rollout.engine.steps import step
@@ -46,6 +47,8 @@ class CeleryDispatcher:
         for nudge in nudges:
             if isinstance(nudge, StepNudge):
                 app.send_task("rollout.step", (nudge.upgrade_id, nudge.claim), queue=QUEUE)
+            elif isinstance(nudge, DeliverNudge):
+                app.send_task("rollout.deliver", (nudge.delivery_id, nudge.claim), queue=QUEUE)
             else:
                 app.send_task("rollout.advance", (nudge.rollout_id,), queue=QUEUE)
 
@@ -66,6 +69,11 @@ def _fresh_connections(**_: Any) -> None:
 @app.task(name="rollout.step")
 def step_task(upgrade_id: int, claim: int) -> None:
     step(runtime(), upgrade_id, claim)
+
+
+@app.task(name="rollout.deliver")
+def deliver_task(delivery_id: int, claim: int) -> None:
+    deliver(runtime(), delivery_id, claim)
 
 
 @app.task(name="rollout.advance")

@@ -24,7 +24,13 @@ class AdvanceNudge:
     rollout_id: int
 
 
-Nudge = StepNudge | AdvanceNudge
+@dataclass(frozen=True)
+class DeliverNudge:
+    delivery_id: int
+    claim: int
+
+
+Nudge = StepNudge | AdvanceNudge | DeliverNudge
 
 
 class Dispatcher(Protocol):

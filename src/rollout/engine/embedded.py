@@ -5,7 +5,14 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
-from rollout.engine.dispatch import AdvanceNudge, InProcessDispatcher, Nudge, StepNudge
+from rollout.engine.dispatch import (
+    AdvanceNudge,
+    DeliverNudge,
+    InProcessDispatcher,
+    Nudge,
+    StepNudge,
+)
+from rollout.engine.outbox import deliver
 from rollout.engine.progress import advance
 from rollout.engine.runtime import Runtime
 from rollout.engine.steps import step
@@ -39,6 +46,8 @@ class EmbeddedEngine:
             step(self.runtime, nudge.upgrade_id, nudge.claim)
         elif isinstance(nudge, AdvanceNudge):
             advance(self.runtime, nudge.rollout_id)
+        elif isinstance(nudge, DeliverNudge):
+            deliver(self.runtime, nudge.delivery_id, nudge.claim)
 
     def close(self) -> None:
         self._stop.set()

@@ -30,6 +30,7 @@ from rollout.domain.states import (
 )
 from rollout.drivers import DeployPhase, DeployRequest, Driver, driver_for
 from rollout.engine.dispatch import Nudge
+from rollout.engine.outbox import address
 from rollout.engine.progress import lock_rollout, replan, wake_waiting
 from rollout.engine.runtime import Runtime
 from rollout.gates import GateContext, measure, policy_of
@@ -381,22 +382,22 @@ def _page(
     )
     severities: dict[str, str] = {s["name"]: s["severity"] for s in rollout.plan["stages"]}
     severity = "P0" if kind is PageKind.ROLLBACK_FAILED else severities[upgrade.stage]
-    session.add(
-        Page(
-            dedup_key=key,
-            team=rollout.team,
-            severity=DECISION_SEVERITY if kind is PageKind.DECISION else severity,
-            kind=kind,
-            rollout_id=rollout.id,
-            upgrade_id=upgrade.id,
-            service=upgrade.service,
-            version=upgrade.to_version,
-            environment=upgrade.environment,
-            stage=upgrade.stage,
-            gate=outcome.failed_gate,
-            detail=facts.reason,
-            summary=summary(kind, facts),
-            state="open",
-            created_at=now,
-        )
+    page = Page(
+        dedup_key=key,
+        team=rollout.team,
+        severity=DECISION_SEVERITY if kind is PageKind.DECISION else severity,
+        kind=kind,
+        rollout_id=rollout.id,
+        upgrade_id=upgrade.id,
+        service=upgrade.service,
+        version=upgrade.to_version,
+        environment=upgrade.environment,
+        stage=upgrade.stage,
+        gate=outcome.failed_gate,
+        detail=facts.reason,
+        summary=summary(kind, facts),
+        state="open",
+        created_at=now,
     )
+    session.add(page)
+    address(session, page, rollout.plan.get("paging", {}), now)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from rollout.config import VERSION_PATTERN, Fleet
-from rollout.config.models import Environment, Service
+from rollout.config.models import Environment, Service, Team
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import replan
@@ -78,7 +80,10 @@ def _record(
                     f"; refusing {digest}"
                 )
             rollout_id = session.scalars(
-                select(Rollout.id).where(Rollout.release_id == existing.id).order_by(Rollout.id)
+                # The newest: a retried release has more than one rollout.
+                select(Rollout.id)
+                .where(Rollout.release_id == existing.id)
+                .order_by(Rollout.id.desc())
             ).first()
             assert rollout_id is not None
             return Submitted(existing.id, rollout_id, created=False)
@@ -92,35 +97,7 @@ def _record(
         )
         session.add(release)
         session.flush()
-        rollout = Rollout(
-            release_id=release.id,
-            service=spec.name,
-            version=version,
-            team=spec.team,
-            state=RolloutState.RUNNING,
-            stage_index=0,
-            plan=snapshot(fleet, spec, environments),
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(rollout)
-        session.flush()
-        for environment in environments:
-            session.add(
-                Upgrade(
-                    rollout_id=rollout.id,
-                    service=spec.name,
-                    environment=environment.name,
-                    stage_index=fleet.stage_index(environment.stage),
-                    stage=environment.stage,
-                    to_version=version,
-                    driver=_driver_spec(environment),
-                    state=UpgradeState.PENDING,
-                    claim=0,
-                    created_at=now,
-                )
-            )
-        session.flush()
+        rollout = open_rollout(session, fleet, spec, environments, release, now)
 
         live = select(Rollout).where(
             Rollout.service == spec.name,
@@ -143,6 +120,48 @@ def _record(
         result = Submitted(release.id, rollout.id, True, tuple(o.id for o in older))
     runtime.dispatcher.send(nudges)
     return result
+
+
+def open_rollout(
+    session: Session,
+    fleet: Fleet,
+    spec: Service,
+    environments: list[Environment],
+    release: Release,
+    now: datetime,
+) -> Rollout:
+    """A new running rollout of `release` with its plan snapshotted from `fleet` and one
+    pending upgrade per environment (at submit, and when an operator retries a release)."""
+    rollout = Rollout(
+        release_id=release.id,
+        service=spec.name,
+        version=release.version,
+        team=spec.team,
+        state=RolloutState.RUNNING,
+        stage_index=0,
+        plan=snapshot(fleet, spec, environments),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(rollout)
+    session.flush()
+    for environment in environments:
+        session.add(
+            Upgrade(
+                rollout_id=rollout.id,
+                service=spec.name,
+                environment=environment.name,
+                stage_index=fleet.stage_index(environment.stage),
+                stage=environment.stage,
+                to_version=release.version,
+                driver=_driver_spec(environment),
+                state=UpgradeState.PENDING,
+                claim=0,
+                created_at=now,
+            )
+        )
+    session.flush()
+    return rollout
 
 
 def _seconds(value: Any) -> float:
@@ -191,7 +210,31 @@ def snapshot(fleet: Fleet, spec: Service, environments: list[Environment]) -> di
         "stages": stages,
         "gates": [_gate_spec(gate) for gate in spec.gates],
         "environments": [e.name for e in environments],
+        "paging": _paging_spec(fleet.team(spec.team)),
     }
+
+
+def _paging_spec(team: Team) -> dict[str, Any]:
+    """Who is on call and how pages reach them; secrets stay references ({env}/{file})."""
+    rotations = None
+    if team.rotations is not None:
+        rotations = {
+            role: {
+                "members": [
+                    {"name": name, "timezone": team.member(name).timezone}
+                    for name in rotation.members
+                ],
+                "shift_s": _seconds(rotation.shift),
+                "handoff": rotation.handoff.isoformat(),
+                "start": rotation.start.isoformat(),
+                "timezone": rotation.timezone,
+            }
+            for role, rotation in (
+                ("primary", team.rotations.primary),
+                ("secondary", team.rotations.secondary),
+            )
+        }
+    return {"team": team.name, "rotations": rotations, "channels": list(team.channels)}
 
 
 def _gate_spec(gate: Any) -> dict[str, Any]:

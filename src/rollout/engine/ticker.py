@@ -11,10 +11,10 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from rollout.engine.dispatch import AdvanceNudge, Nudge, StepNudge
+from rollout.engine.dispatch import AdvanceNudge, DeliverNudge, Nudge, StepNudge
 from rollout.engine.runtime import Runtime
 from rollout.store.database import is_postgresql, transaction
-from rollout.store.models import Rollout, Upgrade
+from rollout.store.models import Delivery, Rollout, Upgrade
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,15 @@ def tick(runtime: Runtime) -> int:
                 .returning(Upgrade.id, Upgrade.claim)
             ).all()
             nudges += [StepNudge(row.id, row.claim) for row in claimed]
+        delivery_ids = _due(session, Delivery, now, runtime.claim_batch, postgres)
+        if delivery_ids:
+            sent = session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(delivery_ids))
+                .values(claim=Delivery.claim + 1, due_at=lease_end)
+                .returning(Delivery.id, Delivery.claim)
+            ).all()
+            nudges += [DeliverNudge(row.id, row.claim) for row in sent]
         rollout_ids = _due(session, Rollout, now, runtime.claim_batch, postgres)
         if rollout_ids:
             # The lease: if this nudge is lost, the rollout comes due again.
@@ -48,7 +57,7 @@ def tick(runtime: Runtime) -> int:
 
 def _due(
     session: Session,
-    model: type[Upgrade] | type[Rollout],
+    model: type[Upgrade] | type[Rollout] | type[Delivery],
     now: datetime,
     limit: int,
     postgres: bool,

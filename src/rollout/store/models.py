@@ -159,6 +159,9 @@ class Page(Base):
     summary: Mapped[str] = mapped_column(Text)  # the page's whole text
     state: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Who was on call when it was written, and in which role (primary, secondary).
+    recipient: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[str | None] = mapped_column(String(16))
 
 
 class ApiToken(Base):
@@ -189,3 +192,23 @@ class PageEvent(Base):
     note: Mapped[str | None] = mapped_column(Text)
     token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Delivery(Base):
+    """The outbox: one row per page, channel and action, written with the page and sent by
+    workers; a row due again after a failure or a lost worker is the retry."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("page_id", "channel", "action"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(63))  # the team's channel, by position and type
+    action: Mapped[str] = mapped_column(String(16))  # trigger | acknowledge | resolve
+    state: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claim: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

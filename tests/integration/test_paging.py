@@ -1,0 +1,110 @@
+"""Pages reach the owning team's on-call through the team's channel, from the outbox, on real
+workers: exactly once, even when the receiver fails with 500 and 429 for a while."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from rollout.config import Fault, Fleet
+from rollout.domain.oncall import Member, Rotation, route, who_is_on_call
+from rollout.drivers.simulated import SimulatedFleet
+from rollout.engine.runtime import Runtime
+from rollout.engine.submission import submit
+from rollout.store.database import transaction
+from rollout.store.models import Delivery, Page
+from tests.conftest import Cluster, PageReceiver
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _page(cluster: Cluster, rollout_id: int) -> Page:
+    def written() -> Page | None:
+        with transaction(cluster.database_url) as session:
+            return session.scalars(select(Page).where(Page.rollout_id == rollout_id)).first()
+
+    return wait_for(written, 60, f"a page for rollout {rollout_id}")
+
+
+def _deliveries(cluster: Cluster, page_id: int) -> list[Delivery]:
+    with transaction(cluster.database_url) as session:
+        return list(session.scalars(select(Delivery).where(Delivery.page_id == page_id)))
+
+
+def _expected_recipient(fleet: Fleet, page: Page) -> str:
+    team = fleet.team(page.team)
+    assert team.rotations is not None
+
+    def rotation(name: str, role: str) -> Rotation:
+        spec = getattr(team.rotations, role)
+        return Rotation(
+            name,
+            tuple(Member(m, team.member(m).zone) for m in spec.members),
+            spec.shift,
+            spec.handoff,
+            spec.start,
+            ZoneInfo(spec.timezone),
+        )
+
+    on_call = who_is_on_call(rotation("p", "primary"), rotation("s", "secondary"), page.created_at)
+    return route(page.severity, page.created_at, on_call, False).member.name
+
+
+def test_a_failed_gate_pages_the_on_call_through_the_teams_channel(
+    cluster: Cluster,
+    fleet: Fleet,
+    simulator: SimulatedFleet,
+    runtime: Runtime,
+    page_receiver: PageReceiver,
+) -> None:
+    page_receiver.reset()
+    simulator.inject(Fault(service="checkout", version="7.0.0", health="unhealthy"))
+    submitted = submit(runtime, fleet, "checkout", "7.0.0")
+    page = _page(cluster, submitted.rollout_id)
+
+    assert page.recipient == _expected_recipient(fleet, page)
+    received = wait_for(lambda: page_receiver.pages(page.dedup_key), 30, "the webhook to get it")
+    assert len(received) == 1
+    body = received[0]
+    assert body["action"] == "trigger"
+    assert (body["team"], body["severity"], body["environment"], body["gate"]) == (
+        "payments",
+        "P3",
+        "canary-1",
+        "health",
+    )
+    assert body["recipient"] == page.recipient
+    assert "error_rate 0.2, wanted error_rate < 0.05" in body["detail"]
+    [delivery] = wait_for(
+        lambda: [d for d in _deliveries(cluster, page.id) if d.state == "delivered"],
+        30,
+        "the delivery to be recorded",
+    )
+    assert (delivery.action, delivery.attempts, delivery.channel) == ("trigger", 1, "0:webhook")
+
+
+def test_a_receiver_failing_for_a_while_gets_the_page_exactly_once(
+    cluster: Cluster,
+    fleet: Fleet,
+    simulator: SimulatedFleet,
+    runtime: Runtime,
+    page_receiver: PageReceiver,
+) -> None:
+    page_receiver.reset(refusals=[(500, {}), (500, {}), (429, {"Retry-After": "1"})])
+    simulator.inject(Fault(service="search-api", version="7.0.0", health="unhealthy"))
+    submitted = submit(runtime, fleet, "search-api", "7.0.0")
+    page = _page(cluster, submitted.rollout_id)
+
+    [delivery] = wait_for(
+        lambda: [d for d in _deliveries(cluster, page.id) if d.state == "delivered"],
+        60,
+        "the page to get through once the receiver recovers",
+    )
+    assert delivery.attempts == 4  # 500, 500, 429, then accepted
+    assert page_receiver.refusals == []
+    assert len(page_receiver.pages(page.dedup_key)) == 1
+    # Nothing more arrives later: the outbox row is done.
+    assert delivery.due_at is None
