@@ -116,3 +116,20 @@ def test_unknown_rollout_and_state(ready: Path) -> None:
 
 def test_a_database_without_schema_says_what_to_do(home: Path) -> None:
     _one_line_error(run(home, "list"), "rollout db upgrade")
+
+
+def test_who_is_on_call_and_why(home: Path) -> None:
+    # Sunday 2026-03-29 is Berlin's spring-forward day; the daily 09:00 handoff still holds.
+    result = run(home, "oncall", "payments", "--at", "2026-03-29T08:30:00+02:00")
+    assert result.returncode == 0, result.stderr
+    assert "primary: Ben Okafor — rotation payments-primary: Ben Okafor's shift" in result.stdout
+    assert "secondary: Chen Li" in result.stdout and "already primary" in result.stdout
+    later = run(home, "oncall", "payments", "--at", "2026-03-29T09:00:00+02:00")
+    assert "primary: Chen Li" in later.stdout
+    _one_line_error(run(home, "oncall", "nobody"), "unknown team 'nobody'")
+
+
+def test_pages_lists_who_was_paged(ready: Path) -> None:
+    result = run(ready, "pages", "--open")
+    assert result.returncode == 0, result.stderr
+    assert "Pages" in result.stdout

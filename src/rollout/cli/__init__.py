@@ -393,3 +393,11 @@ def main() -> Any:
             soft_wrap=True,
         )
         sys.exit(1)
+
+
+# Commands about people live in their own module; registered here so `rollout --help` lists
+# them with the rest.
+from rollout.cli.paging import oncall, pages  # noqa: E402
+
+app.command()(oncall)
+app.command()(pages)

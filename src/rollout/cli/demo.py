@@ -138,6 +138,8 @@ def run_demo(config: Path | None, console: Console | None) -> dict[str, Any]:
         "pages": [
             {
                 "team": p.team,
+                "recipient": p.recipient,
+                "role": p.role,
                 "severity": p.severity,
                 "service": p.service,
                 "version": p.version,
@@ -175,12 +177,14 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
         f"rollouts: " + ", ".join(f"{k} {v}" for k, v in summary["rollouts"].items()),
         highlight=False,
     )
-    table = Table(title="Who would be paged, for what", title_justify="left")
-    for column in ("team", "sev", "release", "environment", "what failed"):
+    table = Table(title="Who was paged, for what", title_justify="left")
+    for column in ("on call", "sev", "release", "environment", "what failed"):
         table.add_column(column, overflow="fold")
     for page in summary["pages"]:
         table.add_row(
-            f"{page['team']} on-call",
+            f"{page['recipient']} ({page['role']}, {page['team']})"
+            if page["recipient"]
+            else f"{page['team']} on-call",
             page["severity"],
             f"{page['service']} {page['version']}",
             f"{page['environment']} ({page['stage']})",

@@ -1,0 +1,121 @@
+"""Operator commands about people: who is on call, and which pages went out to whom."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from rollout.domain.oncall import Member, Rotation, who_is_on_call
+from rollout.settings import get_settings
+
+
+def _rotation(team_name: str, role: str, spec: object, members: dict[str, ZoneInfo]) -> Rotation:
+    from rollout.config.models import RotationSpec
+
+    assert isinstance(spec, RotationSpec)
+    return Rotation(
+        f"{team_name}-{role}",
+        tuple(Member(name, members[name]) for name in spec.members),
+        spec.shift,
+        spec.handoff,
+        spec.start,
+        ZoneInfo(spec.timezone),
+    )
+
+
+def oncall(
+    team: Annotated[str, typer.Argument(help="the team")],
+    at: Annotated[
+        datetime | None, typer.Option(help="the instant to ask about (default: now); ISO 8601")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+) -> None:
+    """Who is primary and secondary on call for a team at an instant, and why."""
+    from rollout.cli import _fleet, fail, out
+
+    fleet = _fleet(config)
+    try:
+        spec = fleet.team(team)
+    except KeyError:
+        known = ", ".join(t.name for t in fleet.teams) or "none"
+        raise fail(f"unknown team {team!r} (teams: {known})") from None
+    if spec.rotations is None:
+        raise fail(f"team {team!r} has no rotations in the fleet config")
+    # Shown in the reader's zone; a time typed without a zone is the reader's too.
+    when = (at or datetime.now(UTC)).astimezone()
+    zones = {m.name: m.zone for m in spec.members}
+    on_call = who_is_on_call(
+        _rotation(team, "primary", spec.rotations.primary, zones),
+        _rotation(team, "secondary", spec.rotations.secondary, zones),
+        when,
+    )
+    out.print(f"On call for {team} at {when:%Y-%m-%d %H:%M %Z}", highlight=False)
+    for assignment in (on_call.primary, on_call.secondary):
+        out.print(
+            f"  {assignment.role}: {assignment.member.name} — {assignment.reason}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def pages(
+    team: Annotated[str | None, typer.Option(help="only this team's pages")] = None,
+    open_only: Annotated[bool, typer.Option("--open", help="only pages not resolved")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """Pages sent, newest first: to whom, for what, and how each channel took it."""
+    from rollout.cli import out
+    from rollout.store.database import reading
+    from rollout.store.models import Delivery, Page
+
+    with reading(get_settings().resolved_database_url()) as session:
+        query = select(Page).order_by(Page.id.desc()).limit(limit)
+        if team:
+            query = query.where(Page.team == team)
+        if open_only:
+            query = query.where(Page.state != "resolved")
+        rows = list(session.scalars(query))
+        deliveries: dict[int, list[Delivery]] = {}
+        for delivery in session.scalars(
+            select(Delivery).where(Delivery.page_id.in_([p.id for p in rows]))
+        ):
+            deliveries.setdefault(delivery.page_id, []).append(delivery)
+    table = Table(title="Pages", title_justify="left")
+    for column in (
+        "id",
+        "at (UTC)",
+        "team",
+        "sev",
+        "to",
+        "release",
+        "where",
+        "what",
+        "state",
+        "delivery",
+    ):
+        table.add_column(column, overflow="fold")
+    for page in rows:
+        sent = ", ".join(
+            f"{d.channel.split(':', 1)[1]} {d.state}"
+            + (f" ({d.attempts} tries)" if d.attempts > 1 else "")
+            for d in deliveries.get(page.id, [])
+        )
+        table.add_row(
+            str(page.id),
+            f"{page.created_at:%m-%d %H:%M:%S}",
+            page.team,
+            page.severity,
+            f"{page.recipient} ({page.role})" if page.recipient else "team",
+            f"{page.service} {page.version}",
+            f"{page.environment} ({page.stage})",
+            f"{page.gate or 'deploy'}: {page.detail.split(' (http')[0]}",
+            page.state,
+            sent or "no channel",
+        )
+    out.print(table)
