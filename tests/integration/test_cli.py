@@ -118,15 +118,49 @@ def test_a_database_without_schema_says_what_to_do(home: Path) -> None:
     _one_line_error(run(home, "list"), "rollout db upgrade")
 
 
-def test_who_is_on_call_and_why(home: Path) -> None:
+def test_who_is_on_call_and_why(ready: Path) -> None:
     # Sunday 2026-03-29 is Berlin's spring-forward day; the daily 09:00 handoff still holds.
-    result = run(home, "oncall", "payments", "--at", "2026-03-29T08:30:00+02:00")
+    result = run(ready, "oncall", "payments", "--at", "2026-03-29T08:30:00+02:00")
     assert result.returncode == 0, result.stderr
     assert "primary: Ben Okafor — rotation payments-primary: Ben Okafor's shift" in result.stdout
     assert "secondary: Chen Li" in result.stdout and "already primary" in result.stdout
-    later = run(home, "oncall", "payments", "--at", "2026-03-29T09:00:00+02:00")
+    later = run(ready, "oncall", "payments", "--at", "2026-03-29T09:00:00+02:00")
     assert "primary: Chen Li" in later.stdout
-    _one_line_error(run(home, "oncall", "nobody"), "unknown team 'nobody'")
+    _one_line_error(run(ready, "oncall", "nobody"), "unknown team 'nobody'")
+
+
+def test_an_override_wins_over_the_rota(ready: Path) -> None:
+    covered = run(
+        ready,
+        "override",
+        "payments",
+        "--member",
+        "Ada Park",
+        "--from",
+        "2026-03-29T08:00:00+02:00",
+        "--until",
+        "2026-03-29T10:00:00+02:00",
+    )
+    assert covered.returncode == 0, covered.stderr
+    assert "Ada Park covers payments's primary" in covered.stdout
+    result = run(ready, "oncall", "payments", "--at", "2026-03-29T08:30:00+02:00")
+    assert "primary: Ada Park — override" in result.stdout
+    after = run(ready, "oncall", "payments", "--at", "2026-03-29T10:30:00+02:00")
+    assert "primary: Chen Li" in after.stdout
+    _one_line_error(
+        run(
+            ready,
+            "override",
+            "payments",
+            "--member",
+            "Mallory",
+            "--from",
+            "2026-01-01T00:00Z",
+            "--until",
+            "2026-01-02T00:00Z",
+        ),
+        "not a member of team 'payments'",
+    )
 
 
 def test_pages_lists_who_was_paged(ready: Path) -> None:

@@ -108,3 +108,38 @@ def test_a_receiver_failing_for_a_while_gets_the_page_exactly_once(
     assert len(page_receiver.pages(page.dedup_key)) == 1
     # Nothing more arrives later: the outbox row is done.
     assert delivery.due_at is None
+
+
+def test_an_unacknowledged_page_escalates_to_the_secondary_then_the_team(
+    cluster: Cluster,
+    fleet: Fleet,
+    simulator: SimulatedFleet,
+    runtime: Runtime,
+    page_receiver: PageReceiver,
+) -> None:
+    page_receiver.reset()
+    simulator.inject(Fault(service="ledger", version="7.0.0", health="unhealthy"))
+    submitted = submit(runtime, fleet, "ledger", "7.0.0")
+    page = _page(cluster, submitted.rollout_id)
+    first = page.recipient
+
+    def escalated_twice() -> Page | None:
+        with transaction(cluster.database_url) as session:
+            now = session.get(Page, page.id)
+            return now if now is not None and now.escalations == 2 else None
+
+    done = wait_for(escalated_twice, 30, "both escalation steps")
+    assert done.escalate_at is None and done.role == "team" and done.recipient is None
+    received = wait_for(
+        lambda: (
+            len(page_receiver.pages(page.dedup_key)) == 3 and page_receiver.pages(page.dedup_key)
+        ),
+        30,
+        "the first page and both escalations at the webhook",
+    )
+    recipients = [body["recipient"] for body in received]
+    assert recipients[0] == first
+    assert recipients[1] not in (None, first)  # the secondary, by name
+    assert recipients[2] is None  # the whole team
+    actions = sorted(d.action for d in _deliveries(cluster, page.id))
+    assert actions == ["escalate-1", "escalate-2", "trigger"]

@@ -397,7 +397,8 @@ def main() -> Any:
 
 # Commands about people live in their own module; registered here so `rollout --help` lists
 # them with the rest.
-from rollout.cli.paging import oncall, pages  # noqa: E402
+from rollout.cli.paging import oncall, override, pages  # noqa: E402
 
 app.command()(oncall)
 app.command()(pages)
+app.command()(override)

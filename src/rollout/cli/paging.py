@@ -5,28 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from rollout.domain.oncall import Member, Rotation, who_is_on_call
+from rollout.engine.outbox import on_call_now
+from rollout.engine.submission import paging_spec
 from rollout.settings import get_settings
-
-
-def _rotation(team_name: str, role: str, spec: object, members: dict[str, ZoneInfo]) -> Rotation:
-    from rollout.config.models import RotationSpec
-
-    assert isinstance(spec, RotationSpec)
-    return Rotation(
-        f"{team_name}-{role}",
-        tuple(Member(name, members[name]) for name in spec.members),
-        spec.shift,
-        spec.handoff,
-        spec.start,
-        ZoneInfo(spec.timezone),
-    )
+from rollout.store.database import reading, transaction
+from rollout.store.models import Override
 
 
 def oncall(
@@ -49,12 +37,9 @@ def oncall(
         raise fail(f"team {team!r} has no rotations in the fleet config")
     # Shown in the reader's zone; a time typed without a zone is the reader's too.
     when = (at or datetime.now(UTC)).astimezone()
-    zones = {m.name: m.zone for m in spec.members}
-    on_call = who_is_on_call(
-        _rotation(team, "primary", spec.rotations.primary, zones),
-        _rotation(team, "secondary", spec.rotations.secondary, zones),
-        when,
-    )
+    with reading(get_settings().resolved_database_url()) as session:
+        on_call = on_call_now(session, paging_spec(spec), when)
+    assert on_call is not None
     out.print(f"On call for {team} at {when:%Y-%m-%d %H:%M %Z}", highlight=False)
     for assignment in (on_call.primary, on_call.secondary):
         out.print(
@@ -71,7 +56,6 @@ def pages(
 ) -> None:
     """Pages sent, newest first: to whom, for what, and how each channel took it."""
     from rollout.cli import out
-    from rollout.store.database import reading
     from rollout.store.models import Delivery, Page
 
     with reading(get_settings().resolved_database_url()) as session:
@@ -119,3 +103,53 @@ def pages(
             sent or "no channel",
         )
     out.print(table)
+
+
+def override(
+    team: Annotated[str, typer.Argument(help="the team whose rotation is covered")],
+    member: Annotated[str, typer.Option(help="who covers (a member of the team)")],
+    starts: Annotated[datetime, typer.Option("--from", help="from when; ISO 8601")],
+    ends: Annotated[datetime, typer.Option("--until", help="until when; ISO 8601")],
+    role: Annotated[str, typer.Option(help="primary or secondary")] = "primary",
+    replaces: Annotated[
+        str | None, typer.Option(help="only while this person would be on call")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+) -> None:
+    """Let someone cover a team's rotation for a while: an override wins over the rota."""
+    from rollout.cli import _fleet, fail, out
+
+    fleet = _fleet(config)
+    try:
+        spec = fleet.team(team)
+    except KeyError:
+        raise fail(f"unknown team {team!r}") from None
+    members = {m.name: m for m in spec.members}
+    if member not in members:
+        raise fail(f"{member!r} is not a member of team {team!r} ({', '.join(members)})")
+    if replaces is not None and replaces not in members:
+        raise fail(f"{replaces!r} is not a member of team {team!r}")
+    if role not in ("primary", "secondary"):
+        raise fail(f"unknown role {role!r} (primary or secondary)")
+    start, end = starts.astimezone(UTC), ends.astimezone(UTC)
+    if end <= start:
+        raise fail("--until must be after --from")
+    with transaction(get_settings().resolved_database_url()) as session:
+        row = Override(
+            team=team,
+            role=role,
+            member=member,
+            timezone=members[member].timezone,
+            replaces=replaces,
+            starts_at=start,
+            ends_at=end,
+            created_at=datetime.now(UTC),
+        )
+        session.add(row)
+        session.flush()
+        number = row.id
+    out.print(
+        f"override {number}: {member} covers {team}'s {role} from {start:%Y-%m-%d %H:%M} to "
+        f"{end:%Y-%m-%d %H:%M} UTC" + (f", in place of {replaces}" if replaces else ""),
+        highlight=False,
+    )

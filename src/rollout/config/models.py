@@ -199,6 +199,16 @@ class Rotations(_Model):
     secondary: RotationSpec
 
 
+class EscalationSpec(_Model):
+    """If a page is still unacknowledged `after` it was sent, it also goes to `to`."""
+
+    to: Literal["secondary", "team"]
+    after: PositiveDuration
+
+
+_DEFAULT_ESCALATION = [{"to": "secondary", "after": "15m"}, {"to": "team", "after": "30m"}]
+
+
 def _check_channel(value: dict[str, Any]) -> dict[str, Any]:
     # Built once here so a bad channel is a config error, not a failed page at 3 a.m.;
     # secrets are references, resolved only when a page is delivered.
@@ -212,6 +222,9 @@ class Team(_Model):
     name: Name
     members: list[Member] = Field(default_factory=list)
     rotations: Rotations | None = None
+    escalation: list[EscalationSpec] = Field(
+        default_factory=lambda: [EscalationSpec.model_validate(e) for e in _DEFAULT_ESCALATION]
+    )
     # How pages reach the team: webhook, pagerduty, alertmanager, slack, email.
     channels: list[Annotated[dict[str, Any], AfterValidator(_check_channel)]] = Field(
         default_factory=list

@@ -9,8 +9,8 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
-from rollout.engine.dispatch import DeliverNudge, StepNudge
-from rollout.engine.outbox import deliver
+from rollout.engine.dispatch import DeliverNudge, EscalateNudge, StepNudge
+from rollout.engine.outbox import deliver, escalate
 from rollout.engine.progress import advance
 from rollout.engine.runtime import Runtime
 from rollout.engine.steps import step
@@ -49,6 +49,8 @@ class CeleryDispatcher:
                 app.send_task("rollout.step", (nudge.upgrade_id, nudge.claim), queue=QUEUE)
             elif isinstance(nudge, DeliverNudge):
                 app.send_task("rollout.deliver", (nudge.delivery_id, nudge.claim), queue=QUEUE)
+            elif isinstance(nudge, EscalateNudge):
+                app.send_task("rollout.escalate", (nudge.page_id, nudge.escalations), queue=QUEUE)
             else:
                 app.send_task("rollout.advance", (nudge.rollout_id,), queue=QUEUE)
 
@@ -74,6 +76,11 @@ def step_task(upgrade_id: int, claim: int) -> None:
 @app.task(name="rollout.deliver")
 def deliver_task(delivery_id: int, claim: int) -> None:
     deliver(runtime(), delivery_id, claim)
+
+
+@app.task(name="rollout.escalate")
+def escalate_task(page_id: int, escalations: int) -> None:
+    escalate(runtime(), page_id, escalations)
 
 
 @app.task(name="rollout.advance")

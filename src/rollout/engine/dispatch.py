@@ -30,7 +30,13 @@ class DeliverNudge:
     claim: int
 
 
-Nudge = StepNudge | AdvanceNudge | DeliverNudge
+@dataclass(frozen=True)
+class EscalateNudge:
+    page_id: int
+    escalations: int  # how many steps were done when it was claimed
+
+
+Nudge = StepNudge | AdvanceNudge | DeliverNudge | EscalateNudge
 
 
 class Dispatcher(Protocol):

@@ -8,11 +8,12 @@ from types import TracebackType
 from rollout.engine.dispatch import (
     AdvanceNudge,
     DeliverNudge,
+    EscalateNudge,
     InProcessDispatcher,
     Nudge,
     StepNudge,
 )
-from rollout.engine.outbox import deliver
+from rollout.engine.outbox import deliver, escalate
 from rollout.engine.progress import advance
 from rollout.engine.runtime import Runtime
 from rollout.engine.steps import step
@@ -48,6 +49,8 @@ class EmbeddedEngine:
             advance(self.runtime, nudge.rollout_id)
         elif isinstance(nudge, DeliverNudge):
             deliver(self.runtime, nudge.delivery_id, nudge.claim)
+        elif isinstance(nudge, EscalateNudge):
+            escalate(self.runtime, nudge.page_id, nudge.escalations)
 
     def close(self) -> None:
         self._stop.set()

@@ -11,7 +11,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from rollout.domain.oncall import Member, Rotation, route, who_is_on_call
+from rollout.domain.oncall import (
+    Member,
+    OnCall,
+    Override,
+    Rotation,
+    rest_after_page,
+    route,
+    who_is_on_call,
+)
 from rollout.engine.runtime import Runtime
 from rollout.paging import (
     Action,
@@ -22,12 +30,16 @@ from rollout.paging import (
 )
 from rollout.store.database import reading, transaction
 from rollout.store.models import Delivery, Page, Rollout
+from rollout.store.models import Override as OverrideRow
 
 log = logging.getLogger(__name__)
 
 # A receiver that is down is asked again after 1, 2, 4 … seconds, at most every 5 minutes;
 # the row stays pending until it answers: a page is never dropped.
 MAX_BACKOFF_S = 300.0
+# The rest rule looks at P0 pages this far back: a night page rests someone until 06:00 the
+# next day, at most about 30 hours later.
+REST_LOOKBACK = timedelta(hours=36)
 
 
 def _rotation(name: str, spec: dict[str, Any]) -> Rotation:
@@ -41,17 +53,56 @@ def _rotation(name: str, spec: dict[str, Any]) -> Rotation:
     )
 
 
-def address(session: Session, page: Page, paging: dict[str, Any], now: datetime) -> None:
-    """Name the page's recipient and write one pending delivery per channel of the team, in
-    the caller's transaction (the one that records the failure)."""
+def on_call_now(session: Session, paging: dict[str, Any], now: datetime) -> OnCall | None:
+    """Who is on call for the team right now: its rotations, the overrides set from the CLI,
+    and the rest rule applied to the P0 pages it sent in the last two nights."""
     rotations = paging.get("rotations")
-    if rotations:
-        team = paging["team"]
-        on_call = who_is_on_call(
-            _rotation(f"{team}-primary", rotations["primary"]),
-            _rotation(f"{team}-secondary", rotations["secondary"]),
-            now,
+    if not rotations:
+        return None
+    team = paging["team"]
+    zones = {m["name"]: ZoneInfo(m["timezone"]) for m in paging.get("members", [])}
+    overrides = [
+        Override(
+            rotation=f"{team}-{row.role}",
+            member=Member(row.member, ZoneInfo(row.timezone)),
+            start=row.starts_at,
+            end=row.ends_at,
+            replaces=row.replaces,
         )
+        for row in session.scalars(
+            select(OverrideRow).where(
+                OverrideRow.team == team,
+                OverrideRow.starts_at <= now,
+                OverrideRow.ends_at > now,
+            )
+        )
+    ]
+    rests = []
+    for name, paged_at in session.execute(
+        select(Page.recipient, Page.created_at).where(
+            Page.team == team,
+            Page.severity == "P0",
+            Page.recipient.is_not(None),
+            Page.created_at > now - REST_LOOKBACK,
+        )
+    ):
+        rest = rest_after_page(Member(name, zones.get(name, ZoneInfo("UTC"))), paged_at, "P0")
+        if rest is not None and rest.end > now:
+            rests.append(rest)
+    return who_is_on_call(
+        _rotation(f"{team}-primary", rotations["primary"]),
+        _rotation(f"{team}-secondary", rotations["secondary"]),
+        now,
+        overrides,
+        rests,
+    )
+
+
+def address(session: Session, page: Page, paging: dict[str, Any], now: datetime) -> None:
+    """Name the page's recipient, start its escalation timer, and write one pending delivery
+    per channel of the team, in the caller's transaction (the one that records the failure)."""
+    on_call = on_call_now(session, paging, now)
+    if on_call is not None:
         busy_with_p0 = session.scalar(
             select(Page.id)
             .where(
@@ -64,13 +115,20 @@ def address(session: Session, page: Page, paging: dict[str, Any], now: datetime)
         )
         chosen = route(page.severity, now, on_call, busy_with_p0 is not None)
         page.recipient, page.role = chosen.member.name, str(chosen.role)
+        page.escalate_at = _next_escalation(paging, page.created_at, 0)
     session.flush()  # the page's id, for its deliveries
+    _deliveries(session, page, paging, Action.TRIGGER, now)
+
+
+def _deliveries(
+    session: Session, page: Page, paging: dict[str, Any], action: str, now: datetime
+) -> None:
     for index, channel in enumerate(paging.get("channels", [])):
         session.add(
             Delivery(
                 page_id=page.id,
                 channel=f"{index}:{channel['type']}",
-                action=Action.TRIGGER,
+                action=action,
                 state="pending",
                 attempts=0,
                 claim=0,
@@ -78,6 +136,50 @@ def address(session: Session, page: Page, paging: dict[str, Any], now: datetime)
                 created_at=now,
             )
         )
+
+
+def _next_escalation(paging: dict[str, Any], opened_at: datetime, done: int) -> datetime | None:
+    steps = paging.get("escalation", [])
+    if done >= len(steps):
+        return None
+    return opened_at + timedelta(seconds=steps[done]["after_s"])
+
+
+def escalate(runtime: Runtime, page_id: int, done: int) -> None:
+    """An unacknowledged page goes to the next target of its team's escalation policy."""
+    with transaction(runtime.database_url) as session:
+        row = session.execute(
+            select(Page, Rollout.plan)
+            .join(Rollout, Rollout.id == Page.rollout_id)
+            .where(Page.id == page_id)
+        ).first()
+        if row is None:
+            return
+        page, plan = row.Page, row.plan
+        if page.escalations != done:
+            return  # another worker escalated it first and set the next timer
+        if page.state != "open":
+            page.escalate_at = None  # acknowledged or resolved: nobody else needs waking
+            return
+        paging = plan.get("paging", {})
+        steps = paging.get("escalation", [])
+        if done >= len(steps):
+            page.escalate_at = None
+            return
+        now = runtime.now()
+        target = steps[done]["to"]
+        on_call = on_call_now(session, paging, now)
+        if target == "secondary" and on_call is not None:
+            # A page routed to the secondary in the first place escalates to the primary.
+            other = on_call.secondary
+            if page.recipient == other.member.name:
+                other = on_call.primary
+            page.recipient, page.role = other.member.name, str(other.role)
+        else:
+            page.recipient, page.role = None, "team"
+        page.escalations = done + 1
+        page.escalate_at = _next_escalation(paging, page.created_at, done + 1)
+        _deliveries(session, page, paging, f"escalate-{done + 1}", now)
 
 
 def message_of(page: Page, rollout_id: int) -> PageMessage:
@@ -114,9 +216,9 @@ def deliver(runtime: Runtime, delivery_id: int, claim: int) -> None:
         message = message_of(page, page.rollout_id)
     index = int(delivery.channel.split(":", 1)[0])
     spec = plan["paging"]["channels"][index]
-    outcome = deliver_with_retries(
-        channel_from_config(spec), message, Action(delivery.action), attempts=1
-    )
+    # An escalation is a new trigger of the same page, now naming the next person.
+    action = Action.TRIGGER if delivery.action.startswith("escalate") else Action(delivery.action)
+    outcome = deliver_with_retries(channel_from_config(spec), message, action, attempts=1)
     now = runtime.now()
     values: dict[str, Any] = {"claim": claim + 1, "attempts": delivery.attempts + 1}
     if outcome.status is DeliveryStatus.DELIVERED:

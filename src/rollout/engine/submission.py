@@ -210,11 +210,11 @@ def snapshot(fleet: Fleet, spec: Service, environments: list[Environment]) -> di
         "stages": stages,
         "gates": [_gate_spec(gate) for gate in spec.gates],
         "environments": [e.name for e in environments],
-        "paging": _paging_spec(fleet.team(spec.team)),
+        "paging": paging_spec(fleet.team(spec.team)),
     }
 
 
-def _paging_spec(team: Team) -> dict[str, Any]:
+def paging_spec(team: Team) -> dict[str, Any]:
     """Who is on call and how pages reach them; secrets stay references ({env}/{file})."""
     rotations = None
     if team.rotations is not None:
@@ -234,7 +234,15 @@ def _paging_spec(team: Team) -> dict[str, Any]:
                 ("secondary", team.rotations.secondary),
             )
         }
-    return {"team": team.name, "rotations": rotations, "channels": list(team.channels)}
+    return {
+        "team": team.name,
+        "members": [{"name": m.name, "timezone": m.timezone} for m in team.members],
+        "rotations": rotations,
+        "escalation": [
+            {"to": step.to, "after_s": _seconds(step.after)} for step in team.escalation
+        ],
+        "channels": list(team.channels),
+    }
 
 
 def _gate_spec(gate: Any) -> dict[str, Any]:

@@ -7,14 +7,21 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
-from rollout.engine.dispatch import AdvanceNudge, DeliverNudge, Nudge, StepNudge
+from rollout.engine.dispatch import (
+    AdvanceNudge,
+    DeliverNudge,
+    EscalateNudge,
+    Nudge,
+    StepNudge,
+)
 from rollout.engine.runtime import Runtime
 from rollout.store.database import is_postgresql, transaction
-from rollout.store.models import Delivery, Rollout, Upgrade
+from rollout.store.models import Delivery, Page, Rollout, Upgrade
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,18 @@ def tick(runtime: Runtime) -> int:
                 .returning(Delivery.id, Delivery.claim)
             ).all()
             nudges += [DeliverNudge(row.id, row.claim) for row in sent]
+        escalating = session.execute(
+            _due_query(Page, Page.escalate_at, now, runtime.claim_batch, postgres).add_columns(
+                Page.escalations
+            )
+        ).all()
+        if escalating:
+            session.execute(
+                update(Page)
+                .where(Page.id.in_([row.id for row in escalating]))
+                .values(escalate_at=lease_end)
+            )
+            nudges += [EscalateNudge(row.id, row.escalations) for row in escalating]
         rollout_ids = _due(session, Rollout, now, runtime.claim_batch, postgres)
         if rollout_ids:
             # The lease: if this nudge is lost, the rollout comes due again.
@@ -55,6 +74,20 @@ def tick(runtime: Runtime) -> int:
     return len(nudges)
 
 
+def _due_query(
+    model: type[Upgrade] | type[Rollout] | type[Delivery] | type[Page],
+    due: Any,
+    now: datetime,
+    limit: int,
+    postgres: bool,
+) -> Select[Any]:
+    """Rows due now, oldest first; on PostgreSQL rows another ticker holds are skipped."""
+    query = select(model.id).where(due <= now).order_by(due).limit(limit)
+    if postgres:
+        query = query.with_for_update(skip_locked=True)
+    return query
+
+
 def _due(
     session: Session,
     model: type[Upgrade] | type[Rollout] | type[Delivery],
@@ -62,11 +95,7 @@ def _due(
     limit: int,
     postgres: bool,
 ) -> list[int]:
-    """Ids of rows due now, oldest first; on PostgreSQL rows another ticker holds are skipped."""
-    query = select(model.id).where(model.due_at <= now).order_by(model.due_at).limit(limit)
-    if postgres:
-        query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
+    return list(session.scalars(_due_query(model, model.due_at, now, limit, postgres)))
 
 
 def run_ticker(runtime: Runtime, interval: float, stop: threading.Event) -> None:

@@ -162,6 +162,9 @@ class Page(Base):
     # Who was on call when it was written, and in which role (primary, secondary).
     recipient: Mapped[str | None] = mapped_column(String(64))
     role: Mapped[str | None] = mapped_column(String(16))
+    # The escalation timer: when an unacknowledged page goes to the next target.
+    escalate_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    escalations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiToken(Base):
@@ -212,3 +215,19 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Override(Base):
+    """Someone covers a team's rotation for a while; set from the CLI, wins over the rota."""
+
+    __tablename__ = "overrides"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team: Mapped[str] = mapped_column(String(63), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # primary | secondary
+    member: Mapped[str] = mapped_column(String(64))
+    timezone: Mapped[str] = mapped_column(String(64))  # the member's, for the rest rule
+    replaces: Mapped[str | None] = mapped_column(String(64))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
