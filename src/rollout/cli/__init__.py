@@ -397,8 +397,16 @@ def main() -> Any:
 
 # Commands about people live in their own module; registered here so `rollout --help` lists
 # them with the rest.
-from rollout.cli.paging import oncall, override, pages  # noqa: E402
+from rollout.cli.paging import (  # noqa: E402
+    ack,
+    misrouted,
+    not_actionable,
+    oncall,
+    override,
+    pages,
+    resolve,
+)
 
-app.command()(oncall)
-app.command()(pages)
-app.command()(override)
+for command in (oncall, pages, override, ack, resolve, misrouted):
+    app.command()(command)
+app.command("not-actionable")(not_actionable)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +16,7 @@ from rollout.engine.outbox import on_call_now
 from rollout.engine.submission import paging_spec
 from rollout.settings import get_settings
 from rollout.store.database import reading, transaction
-from rollout.store.models import Override
+from rollout.store.models import Override, Page
 
 
 def oncall(
@@ -56,7 +58,7 @@ def pages(
 ) -> None:
     """Pages sent, newest first: to whom, for what, and how each channel took it."""
     from rollout.cli import out
-    from rollout.store.models import Delivery, Page
+    from rollout.store.models import Delivery
 
     with reading(get_settings().resolved_database_url()) as session:
         query = select(Page).order_by(Page.id.desc()).limit(limit)
@@ -153,3 +155,95 @@ def override(
         f"{end:%Y-%m-%d %H:%M} UTC" + (f", in place of {replaces}" if replaces else ""),
         highlight=False,
     )
+
+
+def _answer(
+    page_id: int,
+    response: str,
+    note: str | None = None,
+    to_team: str | None = None,
+    config: Path | None = None,
+) -> None:
+    """One response to a page, through the API when ROLLOUT_API_URL is set, else locally."""
+    from rollout.cli import _ask, _fleet, _remote, fail, out
+    from rollout.engine.responding import Response, ResponseRefused, respond
+
+    remote = _remote()
+    if remote is not None:
+        if response in ("acknowledge", "resolve"):
+            _ask(remote, "POST", f"/v1/pages/{page_id}/{response}")
+        else:
+            body: dict[str, str] = {"kind": response}
+            if to_team:
+                body["team"] = to_team
+            if note:
+                body["note"] = note
+            _ask(remote, "POST", f"/v1/pages/{page_id}/feedback", json=body)
+        out.print(f"page {page_id}: {response} recorded", highlight=False)
+        return
+    to_paging = None
+    if to_team is not None:
+        fleet = _fleet(config)
+        try:
+            to_paging = paging_spec(fleet.team(to_team))
+        except KeyError:
+            raise fail(f"unknown team {to_team!r}") from None
+    actor = f"cli:{getpass.getuser()}@{socket.gethostname()}"
+    with transaction(get_settings().resolved_database_url()) as session:
+        page = session.get(Page, page_id)
+        if page is None:
+            raise fail(f"no page {page_id}")
+        try:
+            again = respond(
+                session,
+                page,
+                Response(response),
+                datetime.now(UTC),
+                actor=actor,
+                note=note,
+                to_team=to_team,
+                to_paging=to_paging,
+            )
+        except ResponseRefused as refused:
+            raise fail(str(refused)) from None
+        state = page.state
+        repaged = (again.id, again.recipient) if again is not None else None
+    out.print(f"page {page_id}: {response} recorded; it is {state}", highlight=False)
+    if repaged is not None:
+        out.print(
+            f"team {to_team} paged: page {repaged[0]}"
+            + (f", to {repaged[1]}" if repaged[1] else ""),
+            highlight=False,
+        )
+
+
+def ack(
+    page_id: Annotated[int, typer.Argument(help="the page's id")],
+) -> None:
+    """Acknowledge a page: someone is on it; escalation stops."""
+    _answer(page_id, "acknowledge")
+
+
+def resolve(
+    page_id: Annotated[int, typer.Argument(help="the page's id")],
+) -> None:
+    """Resolve a page."""
+    _answer(page_id, "resolve")
+
+
+def misrouted(
+    page_id: Annotated[int, typer.Argument(help="the page's id")],
+    to: Annotated[str, typer.Option("--to", help="the team it belongs to")],
+    note: Annotated[str | None, typer.Option(help="why")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+) -> None:
+    """The page belongs to another team: resolve it here, page them, record the misroute."""
+    _answer(page_id, "misrouted", note=note, to_team=to, config=config)
+
+
+def not_actionable(
+    page_id: Annotated[int, typer.Argument(help="the page's id")],
+    reason: Annotated[str, typer.Option(help="why nothing could be done")],
+) -> None:
+    """The page was a false positive: resolve it and record why."""
+    _answer(page_id, "not_actionable", note=reason)

@@ -129,6 +129,7 @@ def _deliveries(
                 page_id=page.id,
                 channel=f"{index}:{channel['type']}",
                 action=action,
+                channel_spec=channel,
                 state="pending",
                 attempts=0,
                 claim=0,
@@ -205,17 +206,15 @@ def deliver(runtime: Runtime, delivery_id: int, claim: int) -> None:
     """Send one delivery once; record delivered, failed for good, or due again later."""
     with reading(runtime.database_url) as session:
         row = session.execute(
-            select(Delivery, Page, Rollout.plan)
+            select(Delivery, Page)
             .join(Page, Page.id == Delivery.page_id)
-            .join(Rollout, Rollout.id == Page.rollout_id)
             .where(Delivery.id == delivery_id, Delivery.claim == claim)
         ).first()
         if row is None or row.Delivery.state != "pending":
             return  # a duplicate or stale nudge
-        delivery, page, plan = row.Delivery, row.Page, row.plan
+        delivery, page = row.Delivery, row.Page
         message = message_of(page, page.rollout_id)
-    index = int(delivery.channel.split(":", 1)[0])
-    spec = plan["paging"]["channels"][index]
+    spec = delivery.channel_spec or {}
     # An escalation is a new trigger of the same page, now naming the next person.
     action = Action.TRIGGER if delivery.action.startswith("escalate") else Action(delivery.action)
     outcome = deliver_with_retries(channel_from_config(spec), message, action, attempts=1)

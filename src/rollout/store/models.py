@@ -193,7 +193,9 @@ class PageEvent(Base):
     action: Mapped[str] = mapped_column(String(20))
     misrouted_to: Mapped[str | None] = mapped_column(String(63))
     note: Mapped[str | None] = mapped_column(Text)
-    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"))
+    # Who acted: a token of the API, or (token_id empty) the CLI's user on its host.
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
+    actor: Mapped[str | None] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -207,6 +209,9 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), index=True)
     channel: Mapped[str] = mapped_column(String(63))  # the team's channel, by position and type
+    # The channel's config as it was when the page was written (secrets by reference only):
+    # a misrouted page re-sent to another team goes through that team's channels.
+    channel_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     action: Mapped[str] = mapped_column(String(16))  # trigger | acknowledge | resolve
     state: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)

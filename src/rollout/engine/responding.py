@@ -1,0 +1,156 @@
+"""People answering pages: acknowledge, resolve, misrouted (the right team is paged and the
+misroute recorded), not actionable (a false positive). Each is one transaction of the
+caller's, and each change goes out to the channels the page went through."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rollout.api.page_actions import PageAction, PageActionRefused, page_move
+from rollout.engine.outbox import address
+from rollout.paging import Action
+from rollout.store.models import Delivery, Page, PageEvent
+
+
+class Response(StrEnum):
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+    MISROUTED = "misrouted"
+    NOT_ACTIONABLE = "not_actionable"
+
+
+class ResponseRefused(ValueError):
+    """The response does not fit the page (resolved already, sent to that team already)."""
+
+
+def respond(
+    session: Session,
+    page: Page,
+    response: Response,
+    now: datetime,
+    *,
+    actor: str,
+    token_id: int | None = None,
+    note: str | None = None,
+    to_team: str | None = None,
+    to_paging: dict[str, Any] | None = None,
+) -> Page | None:
+    """Apply a response to a page; return the new page when a misroute re-pages a team."""
+    if response in (Response.ACKNOWLEDGE, Response.RESOLVE):
+        _move(session, page, PageAction(response.value), now, actor, token_id)
+        return None
+    if response is Response.MISROUTED:
+        if to_team is None or to_paging is None:
+            raise ResponseRefused("a misroute names the team the page belongs to")
+        if to_team == page.team:
+            raise ResponseRefused(f"page {page.id} went to team {page.team} already")
+    _event(session, page, response.value, now, actor, token_id, note, to_team)
+    if page.state != "resolved":
+        _move(session, page, PageAction.RESOLVE, now, actor, token_id)
+    if response is not Response.MISROUTED:
+        return None
+    assert to_team is not None and to_paging is not None
+    again = Page(
+        **{
+            column: getattr(page, column)
+            for column in (
+                "severity",
+                "kind",
+                "rollout_id",
+                "upgrade_id",
+                "service",
+                "version",
+                "environment",
+                "stage",
+                "gate",
+                "detail",
+                "summary",
+            )
+        },
+        dedup_key=f"{page.dedup_key}/to-{to_team}",
+        team=to_team,
+        state="open",
+        created_at=now,
+    )
+    if session.scalar(select(Page.id).where(Page.dedup_key == again.dedup_key)) is not None:
+        return None  # re-paged already: once per dedup key
+    session.add(again)
+    address(session, again, to_paging, now)
+    return again
+
+
+def _move(
+    session: Session,
+    page: Page,
+    action: PageAction,
+    now: datetime,
+    actor: str,
+    token_id: int | None,
+) -> None:
+    try:
+        move = page_move(page.id, page.state, action)
+    except PageActionRefused as refused:
+        raise ResponseRefused(str(refused)) from None
+    if not move.changed:
+        return
+    page.state = move.state
+    page.escalate_at = None  # someone is on it: nobody else needs waking
+    _event(session, page, move.state, now, actor, token_id)
+    # Tell every channel the page went through, once per channel and action.
+    done = {
+        d.channel
+        for d in session.scalars(
+            select(Delivery).where(Delivery.page_id == page.id, Delivery.action == action.value)
+        )
+    }
+    seen: set[str] = set()
+    for sent in session.scalars(
+        select(Delivery).where(Delivery.page_id == page.id).order_by(Delivery.id)
+    ):
+        if sent.channel in seen or sent.channel in done:
+            continue
+        seen.add(sent.channel)
+        session.add(_follow_up(sent, Action(action.value), now))
+
+
+def _follow_up(sent: Delivery, action: Action, now: datetime) -> Delivery:
+    """The same channel, told that the page was acknowledged or resolved."""
+    return Delivery(
+        page_id=sent.page_id,
+        channel=sent.channel,
+        channel_spec=sent.channel_spec,
+        action=action,
+        state="pending",
+        attempts=0,
+        claim=0,
+        due_at=now,
+        created_at=now,
+    )
+
+
+def _event(
+    session: Session,
+    page: Page,
+    action: str,
+    now: datetime,
+    actor: str,
+    token_id: int | None,
+    note: str | None = None,
+    misrouted_to: str | None = None,
+) -> None:
+    session.add(
+        PageEvent(
+            page_id=page.id,
+            action=action,
+            misrouted_to=misrouted_to,
+            note=note,
+            token_id=token_id,
+            actor=actor,
+            at=now,
+        )
+    )
