@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from rollout.config import Fleet, load_fleet
 from rollout.drivers.simulated import SimulatedFleet, simulated_fleet
@@ -201,8 +202,18 @@ def fleet() -> Fleet:
 @pytest.fixture
 def simulator(cluster: Cluster, fleet: Fleet) -> Iterator[SimulatedFleet]:
     """The fleet starts clean, every service on 1.0.0 everywhere, known to the engine too."""
-    with transaction(cluster.database_url) as session:
-        session.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+
+    def truncate() -> bool:
+        # The ticker may hold row locks on these tables at this very moment; TRUNCATE then
+        # deadlocks with it and PostgreSQL aborts one of the two: try again.
+        try:
+            with transaction(cluster.database_url) as session:
+                session.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        except OperationalError:
+            return False
+        return True
+
+    wait_for(truncate, 30, "a clean database")
     simulator = simulated_fleet(cluster.database_url)
     simulator.reset()
     pairs = {

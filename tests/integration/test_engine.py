@@ -97,7 +97,8 @@ def test_a_bad_release_rolls_back_in_the_first_stage_and_pages_its_team(
     }
     _each_deploy_took_effect_once(simulator)
     with transaction(cluster.database_url) as session:
-        pages = list(session.scalars(select(Page)))
+        pages = list(session.scalars(select(Page).where(Page.team == "search")))
+        noc = list(session.scalars(select(Page).where(Page.team == "noc")))
         release = session.get(Release, submitted.release_id)
     assert release is not None and release.state == "failed"
     assert len(pages) == 1
@@ -110,6 +111,8 @@ def test_a_bad_release_rolls_back_in_the_first_stage_and_pages_its_team(
     )
     assert page.dedup_key == f"rollout-{rollout.id}/health/canary-1"
     assert "Rolled back to 1.0.0" in page.summary
+    # canary-1 is air-gapped: the operations rotation got the same facts, keyed apart.
+    assert [p.dedup_key for p in noc] == [f"{page.dedup_key}/noc"]
 
 
 def test_a_newer_release_supersedes_what_has_not_started(

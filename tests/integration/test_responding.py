@@ -22,7 +22,9 @@ pytestmark = pytest.mark.integration
 def _first_page(cluster: Cluster, service: str) -> Page:
     def written() -> Page | None:
         with transaction(cluster.database_url) as session:
-            return session.scalars(select(Page).where(Page.service == service)).first()
+            return session.scalars(
+                select(Page).where(Page.service == service).order_by(Page.id)
+            ).first()
 
     return wait_for(written, 60, f"a page for {service}")
 

@@ -17,7 +17,9 @@ from rollout.config.models import Fleet, dotted
 __all__ = ["ConfigError", "ConfigProblem", "load_fleet"]
 
 _LIST_KEYS = ("teams", "stages", "environments", "services")
-_TOP_KEYS = (*_LIST_KEYS, "simulation")
+# Top-level mappings (not lists): one file defines each.
+_MAPPING_KEYS = ("simulation", "operations")
+_TOP_KEYS = (*_LIST_KEYS, *_MAPPING_KEYS)
 
 
 @dataclass(frozen=True)
@@ -161,12 +163,12 @@ def _merge(documents: list[_Document], problems: list[ConfigProblem]) -> _Merged
                 )
                 continue
             merged.keys.setdefault(key, _Origin(document.file, key_node, (key,)))
-            if key == "simulation":
+            if key in _MAPPING_KEYS:
                 if key in merged.data:
                     first = merged.keys[key].file
                     problems.append(
                         ConfigProblem(
-                            document.file, line, key, f"simulation is already defined in {first}"
+                            document.file, line, key, f"{key} is already defined in {first}"
                         )
                     )
                     continue
@@ -207,7 +209,7 @@ def _problem(error: Any, merged: _Merged, source: str) -> ConfigProblem:
     origin = merged.keys[top]
     rest: tuple[str | int, ...] = loc[1:]
     origins = merged.items.get(top, [])
-    if top == "simulation" and origins:
+    if top in _MAPPING_KEYS and origins:
         origin = origins[0]
     elif rest and isinstance(rest[0], int) and 0 <= rest[0] < len(origins):
         origin = origins[rest[0]]

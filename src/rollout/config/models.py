@@ -654,6 +654,10 @@ class Simulation(_Model):
 Loc = tuple[str | int, ...]
 
 
+class Operations(_Model):
+    team: Name
+
+
 class Fleet(_Model):
     teams: list[Team] = Field(default_factory=list)
     # The order in the file is the pipeline order.
@@ -662,6 +666,9 @@ class Fleet(_Model):
     services: list[Service] = Field(default_factory=list)
     # Only the simulated driver reads this (demo, tests, benchmarks).
     simulation: Simulation | None = None
+    # The facility's 24/7 operations rotation (the NOC): pages about air-gapped environments
+    # reach it too, since only its people have hands on those networks.
+    operations: Operations | None = None
 
     _stage_index: dict[str, int] = PrivateAttr(default_factory=dict)
     _services: dict[str, Service] = PrivateAttr(default_factory=dict)
@@ -722,6 +729,9 @@ class Fleet(_Model):
         chosen = [e for e in self.environments if service.runs_in(e)]
         # sorted() is stable, so file order holds within a stage.
         return sorted(chosen, key=lambda e: self._stage_index[e.stage])
+
+    def air_gapped(self, environment: Environment) -> bool:
+        return environment.labels.get("air_gapped") == "true"
 
     def severity_for_stage(self, stage_name: str) -> str:
         """The stage's page severity: its own, or P0 last, P2 before last, P3 earlier."""
@@ -844,6 +854,14 @@ def reference_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
         name = stage.get("name")
         if isinstance(name, str) and name not in used_stages:
             problems.append((("stages", index), f"stage {name!r} has no environment"))
+
+    operations = data.get("operations")
+    if isinstance(operations, Mapping):
+        noc = operations.get("team")
+        if isinstance(noc, str) and noc not in teams:
+            problems.append(
+                (("operations", "team"), f"unknown team {noc!r} (teams: {_one_of(teams)})")
+            )
 
     for index, service in _items(data, "services"):
         name = service.get("name")

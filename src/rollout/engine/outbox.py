@@ -53,6 +53,22 @@ def _rotation(name: str, spec: dict[str, Any]) -> Rotation:
     )
 
 
+# What a page to another team (the NOC, or the right team after a misroute) repeats.
+SAME_FACTS = (
+    "severity",
+    "kind",
+    "rollout_id",
+    "upgrade_id",
+    "service",
+    "version",
+    "environment",
+    "stage",
+    "gate",
+    "detail",
+    "summary",
+)
+
+
 def on_call_now(session: Session, paging: dict[str, Any], now: datetime) -> OnCall | None:
     """Who is on call for the team right now: its rotations, the overrides set from the CLI,
     and the rest rule applied to the P0 pages it sent in the last two nights."""

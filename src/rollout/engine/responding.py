@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rollout.api.page_actions import PageAction, PageActionRefused, page_move
-from rollout.engine.outbox import address
+from rollout.engine.outbox import SAME_FACTS, address
 from rollout.paging import Action
 from rollout.store.models import Delivery, Page, PageEvent
 
@@ -56,22 +56,7 @@ def respond(
         return None
     assert to_team is not None and to_paging is not None
     again = Page(
-        **{
-            column: getattr(page, column)
-            for column in (
-                "severity",
-                "kind",
-                "rollout_id",
-                "upgrade_id",
-                "service",
-                "version",
-                "environment",
-                "stage",
-                "gate",
-                "detail",
-                "summary",
-            )
-        },
+        **{column: getattr(page, column) for column in SAME_FACTS},
         dedup_key=f"{page.dedup_key}/to-{to_team}",
         team=to_team,
         state="open",

@@ -30,7 +30,7 @@ from rollout.domain.states import (
 )
 from rollout.drivers import DeployPhase, DeployRequest, Driver, driver_for
 from rollout.engine.dispatch import Nudge
-from rollout.engine.outbox import address
+from rollout.engine.outbox import SAME_FACTS, address
 from rollout.engine.progress import lock_rollout, replan, wake_waiting
 from rollout.engine.runtime import Runtime
 from rollout.gates import GateContext, measure, policy_of
@@ -401,3 +401,15 @@ def _page(
     )
     session.add(page)
     address(session, page, rollout.plan.get("paging", {}), now)
+    operations = rollout.plan.get("operations")
+    if operations and upgrade.environment in rollout.plan.get("air_gapped", []):
+        # The NOC has hands on the air-gapped network: it gets its own page of the same facts.
+        noc = Page(
+            **{c: getattr(page, c) for c in SAME_FACTS},
+            dedup_key=f"{key}/noc",
+            team=operations["team"],
+            state="open",
+            created_at=now,
+        )
+        session.add(noc)
+        address(session, noc, operations, now)

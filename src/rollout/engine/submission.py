@@ -211,6 +211,10 @@ def snapshot(fleet: Fleet, spec: Service, environments: list[Environment]) -> di
         "gates": [_gate_spec(gate) for gate in spec.gates],
         "environments": [e.name for e in environments],
         "paging": paging_spec(fleet.team(spec.team)),
+        "air_gapped": [e.name for e in environments if fleet.air_gapped(e)],
+        "operations": (
+            paging_spec(fleet.team(fleet.operations.team)) if fleet.operations else None
+        ),
     }
 
 
