@@ -397,6 +397,7 @@ def main() -> Any:
 
 # Commands about people live in their own module; registered here so `rollout --help` lists
 # them with the rest.
+from rollout.cli.hygiene import hygiene  # noqa: E402
 from rollout.cli.paging import (  # noqa: E402
     ack,
     misrouted,
@@ -407,6 +408,6 @@ from rollout.cli.paging import (  # noqa: E402
     resolve,
 )
 
-for command in (oncall, pages, override, ack, resolve, misrouted):
+for command in (oncall, pages, override, ack, resolve, misrouted, hygiene):
     app.command()(command)
 app.command("not-actionable")(not_actionable)
