@@ -3,10 +3,14 @@ fleet: releases (some bad) roll out, bad ones roll back and page, a summary at t
 
 from __future__ import annotations
 
+import json
+import os
 import tempfile
+import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +18,16 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import select
 
+from rollout.cli.hygiene import gather, print_report, report_json
 from rollout.config import Fleet, load_fleet
 from rollout.drivers.simulated import SimulatedFleet, simulated_fleet
 from rollout.engine.embedded import EmbeddedEngine
+from rollout.engine.responding import Response, respond
 from rollout.engine.submission import submit
 from rollout.store.database import migrate, reading, transaction
-from rollout.store.models import Installation
+from rollout.store.models import Delivery, Installation, Page
 from rollout.store.queries import all_pages, rollout_counts, upgrade_counts
 
 DEADLINE_S = 55.0
@@ -83,8 +90,45 @@ def _status_table(upgrades: dict[str, int], rollouts: dict[str, int]) -> Table:
     return table
 
 
+class Pager:
+    """The demo's on-call pager: a webhook receiver on loopback that counts what arrives."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        pager = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                pager.received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/page"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _answer_pages(database_url: str) -> None:
+    """The simulated on-call acknowledges each page once it arrived, as a person would."""
+    with transaction(database_url) as session:
+        for page in session.scalars(select(Page).where(Page.state == "open")):
+            respond(session, page, Response.ACKNOWLEDGE, datetime.now(UTC), actor="demo: on-call")
+
+
+def _pending_deliveries(database_url: str) -> int:
+    with reading(database_url) as session:
+        return len(list(session.scalars(select(Delivery.id).where(Delivery.state == "pending"))))
+
+
 def run_demo(config: Path | None, console: Console | None) -> dict[str, Any]:
     started = time.monotonic()
+    pager = Pager()
+    # The teams' channel is a secret by reference: the demo's pager, here.
+    os.environ["ROLLOUT_DEMO_PAGER"] = pager.url
     fleet = load_fleet(config or demo_config())
     workdir = Path(tempfile.mkdtemp(prefix="rollout-demo-"))
     database_url = f"sqlite:///{workdir / 'rollout.db'}"
@@ -120,6 +164,15 @@ def run_demo(config: Path | None, console: Console | None) -> dict[str, Any]:
         finally:
             if live:
                 live.stop()
+        # Pages go out through the outbox; the on-call acknowledges them; that goes out too.
+        deadline = time.monotonic() + 10
+        while _pending_deliveries(database_url) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _answer_pages(database_url)
+        while _pending_deliveries(database_url) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    until = datetime.now(UTC)
+    hygiene = gather(database_url, fleet, until - timedelta(days=1), until)
 
     with transaction(database_url) as session:
         upgrades = upgrade_counts(session)
@@ -152,12 +205,17 @@ def run_demo(config: Path | None, console: Console | None) -> dict[str, Any]:
             for p in pages
         ],
         "pages_by_team": dict(Counter(p.team for p in pages)),
+        "pager_received": dict(Counter(body["action"] for body in pager.received)),
+        "hygiene": report_json(hygiene),
         "all_final": all(s in _FINAL_ROLLOUT for s in rollouts),
         "elapsed_s": round(elapsed, 1),
         "data_dir": str(workdir),
     }
+    pager.server.shutdown()
     if console:
         _print_summary(console, summary)
+        console.print("\n[bold]Hygiene[/bold] (the last day)")
+        print_report(hygiene)
     return summary
 
 
@@ -177,6 +235,8 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
         f"rollouts: " + ", ".join(f"{k} {v}" for k, v in summary["rollouts"].items()),
         highlight=False,
     )
+    received = ", ".join(f"{n} {a}" for a, n in summary["pager_received"].items()) or "nothing"
+    console.print(f"the teams' pager (a webhook) received: {received}", highlight=False)
     table = Table(title="Who was paged, for what", title_justify="left")
     for column in ("on call", "sev", "release", "environment", "what failed"):
         table.add_column(column, overflow="fold")

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
+from rollout.config import Fleet
 from rollout.config.durations import format_duration, parse_duration
 from rollout.domain.hygiene import EventFact, HygieneReport, PageFact, Tally, report
 from rollout.settings import get_settings
@@ -98,7 +99,7 @@ def report_json(result: HygieneReport) -> dict[str, Any]:
     }
 
 
-def _print(result: HygieneReport) -> None:
+def print_report(result: HygieneReport) -> None:
     from rollout.cli import out
 
     out.print(
@@ -126,30 +127,19 @@ def _print(result: HygieneReport) -> None:
         out.print(f"note: {note}", highlight=False, soft_wrap=True)
 
 
-def hygiene(
-    since: Annotated[str, typer.Option(help="how far back to look: e.g. 30d, 12h, 2w")] = "30d",
-    team: Annotated[str | None, typer.Option(help="only this team's pages")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
-    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
-    night_budget: Annotated[
-        float, typer.Option(min=0, help="night pages a team may get per week")
-    ] = 2.0,
-) -> None:
-    """Per team and gate: pages, night pages, time to acknowledge, misroutes, false positives."""
-    from rollout.cli import _fleet, fail
+def gather(
+    database_url: str,
+    fleet: Fleet,
+    start: datetime,
+    until: datetime,
+    team: str | None = None,
+    night_budget: float = 2.0,
+) -> HygieneReport:
+    """The report over the pages written in [start, until), and what people did with them."""
     from rollout.store.database import reading
     from rollout.store.models import Page, PageEvent
 
-    try:
-        window = parse_window(since)
-    except ValueError as error:
-        raise fail(f"--since: {error}") from None
-    fleet = _fleet(config)
     known = [t.name for t in fleet.teams]
-    if team is not None and team not in known:
-        raise fail(f"unknown team {team!r} (teams: {', '.join(known) or 'none'})")
-    until = datetime.now(UTC)
-    start = until - window
 
     page_query = select(
         Page.id, Page.team, Page.service, Page.gate, Page.created_at, Page.recipient
@@ -162,7 +152,7 @@ def hygiene(
     if team is not None:
         page_query = page_query.where(Page.team == team)
         event_query = event_query.where(Page.team == team)
-    with reading(get_settings().resolved_database_url()) as session:
+    with reading(database_url) as session:
         page_rows = list(session.execute(page_query))
         events: dict[int, list[EventFact]] = {}
         for page_id, action, at, misrouted_to in session.execute(event_query):
@@ -183,7 +173,7 @@ def hygiene(
     zones = {m.name: m.zone for t in fleet.teams for m in t.members}
     # No recipient (the page went to the whole team): the team's first member stands in.
     team_zones = {t.name: t.members[0].zone for t in fleet.teams if t.members}
-    result = report(
+    return report(
         facts,
         start,
         until,
@@ -192,7 +182,33 @@ def hygiene(
         team_zones=team_zones,
         teams=[team] if team is not None else known,
     )
+
+
+def hygiene(
+    since: Annotated[str, typer.Option(help="how far back to look: e.g. 30d, 12h, 2w")] = "30d",
+    team: Annotated[str | None, typer.Option(help="only this team's pages")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    night_budget: Annotated[
+        float, typer.Option(min=0, help="night pages a team may get per week")
+    ] = 2.0,
+) -> None:
+    """Per team and gate: pages, night pages, time to acknowledge, misroutes, false positives."""
+    from rollout.cli import _fleet, fail
+
+    try:
+        window = parse_window(since)
+    except ValueError as error:
+        raise fail(f"--since: {error}") from None
+    fleet = _fleet(config)
+    known = [t.name for t in fleet.teams]
+    if team is not None and team not in known:
+        raise fail(f"unknown team {team!r} (teams: {', '.join(known) or 'none'})")
+    until = datetime.now(UTC)
+    result = gather(
+        get_settings().resolved_database_url(), fleet, until - window, until, team, night_budget
+    )
     if as_json:
         print(json.dumps(report_json(result), indent=2))
     else:
-        _print(result)
+        print_report(result)
