@@ -141,6 +141,7 @@ PAYMENTS_ONLY = {**READ_ALL, "search": 403}
 SEARCH_ONLY = {**READ_ALL, "payments": 403}
 ADMIN_ONLY = {"pipeline": 403, "payments": 403, "search": 403, "operator": 403, "admin": 200}
 OPEN = dict.fromkeys(CALLERS, 200)
+STEER = {"pipeline": 403, "payments": 403, "search": 403, "operator": 200, "admin": 200}
 
 # (method, path template, body, the answer per caller); paths name the world's ids.
 MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
@@ -177,6 +178,12 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
     ("GET", "/v1/tokens", None, ADMIN_ONLY),
     ("POST", "/v1/tokens", {"scope": "operator"}, {**ADMIN_ONLY, "admin": 201}),
     ("POST", "/v1/tokens/{token:victim}/revoke", None, ADMIN_ONLY),
+    # Steering: the operator acts, the admin's same request is a no-op (200 again).
+    ("POST", "/v1/rollouts/{checkout}/pause", {"reason": "change freeze"}, STEER),
+    ("POST", "/v1/rollouts/{checkout}/resume", None, STEER),
+    ("POST", "/v1/rollouts/{checkout}/promote", {}, {**STEER, "operator": 409, "admin": 409}),
+    ("POST", "/v1/rollouts/{search-api}/abort", {"reason": "wrong build"}, STEER),
+    ("POST", "/v1/rollouts/{search-api}/retry", None, STEER),
 ]
 
 
@@ -222,6 +229,69 @@ def test_every_endpoint_of_the_document_is_in_the_matrix(world: World) -> None:
         for method, template, _, _ in MATRIX
     }  # fmt: skip
     assert documented == templates
+
+
+def test_steering_answers_what_it_did(world: World) -> None:
+    checkout = world.rollouts["checkout"]
+    paused = world.call("POST", f"/v1/rollouts/{checkout}/pause", "operator", {"reason": "x"})
+    assert paused.json() == {
+        "rollout_id": checkout,
+        "state": "paused",
+        "changed": True,
+        "message": f"rollout {checkout} paused: paused by operator: x",
+        "retried_from": None,
+    }
+    again = world.call("POST", f"/v1/rollouts/{checkout}/pause", "admin")
+    assert again.status_code == 200 and again.json()["changed"] is False
+    detail = world.call("GET", f"/v1/rollouts/{checkout}", "operator").json()
+    assert detail["state"] == "paused" and detail["reason"] == "paused by operator: x"
+    waiting = {u["hold_reason"] for u in detail["upgrades"]}
+    assert waiting == {"rollout paused: paused by operator: x"}, "the canary was taken back"
+
+    search = world.rollouts["search-api"]
+    aborted = world.call("POST", f"/v1/rollouts/{search}/abort", "operator").json()
+    assert (aborted["state"], aborted["message"]) == (
+        "failed",
+        f"rollout {search} aborted: aborted by operator",
+    )
+    retried = world.call("POST", f"/v1/rollouts/{search}/retry", "operator").json()
+    assert retried["retried_from"] == search and retried["rollout_id"] > search
+    assert retried["state"] == "running" and retried["changed"] is True
+    again = world.call("POST", f"/v1/rollouts/{search}/retry", "admin").json()
+    assert (again["rollout_id"], again["changed"]) == (retried["rollout_id"], False)
+    # The same release again is the newest rollout of it.
+    body = {"service": "checkout", "version": "1.1.0", "digest": DIGEST}
+    assert world.call("POST", "/v1/releases", "pipeline", body).json()["rollout_id"] == checkout
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "status", "fragment"),
+    [
+        ("resume", None, 200, "running already"),
+        ("promote", None, 409, "stage canary has not passed: 0 of 1 environments passed"),
+        ("retry", None, 409, "is running: only a failed rollout can be retried"),
+        ("pause", {"reason": "x", "force": True}, 422, "body.force: unknown field"),
+        ("pause", {"reason": ""}, 422, "body.reason"),
+        ("abort", {"reason": "x" * 201}, 422, "body.reason"),
+        ("frobnicate", None, 404, "Not Found"),
+    ],
+)
+def test_steering_refusals(
+    world: World, action: str, body: Any, status: int, fragment: str
+) -> None:
+    response = world.call(
+        "POST", f"/v1/rollouts/{world.rollouts['checkout']}/{action}", "admin", body
+    )
+    assert response.status_code == status, response.text
+    key = "message" if status == 200 else "detail"
+    assert fragment in response.json()[key]
+
+
+@pytest.mark.parametrize("action", ["pause", "resume", "abort", "retry", "promote"])
+def test_steering_an_unknown_rollout_is_404(world: World, action: str) -> None:
+    response = world.call("POST", f"/v1/rollouts/999999/{action}", "operator")
+    assert response.status_code == 404
+    assert response.json()["detail"] == "no rollout 999999"
 
 
 def test_a_team_reads_only_its_own(world: World) -> None:

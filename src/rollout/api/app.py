@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rollout.api import reads
-from rollout.api.auth import READERS, allow, check_team, forbidden, visible_team
+from rollout.api.auth import READERS, STEERERS, allow, check_team, forbidden, visible_team
 from rollout.api.page_actions import PageAction, PageActionRefused, page_move
 from rollout.api.schemas import (
     EnvironmentList,
@@ -35,6 +35,8 @@ from rollout.api.schemas import (
     ServiceBrief,
     ServiceList,
     ServiceView,
+    SteeredOut,
+    SteerIn,
     SubmitIn,
     SubmittedOut,
     TeamTokenIn,
@@ -45,7 +47,9 @@ from rollout.api.schemas import (
 )
 from rollout.config import NAME_PATTERN, Fleet
 from rollout.domain.states import RolloutState
+from rollout.engine import steering
 from rollout.engine.runtime import Runtime, utcnow
+from rollout.engine.steering import NoSuchRollout, Steered, SteeringRefused
 from rollout.engine.submission import SubmitError, submit
 from rollout.store.database import engine_for, reading, transaction
 from rollout.store.models import Page, PageEvent, Release
@@ -68,6 +72,8 @@ MAX_ID = 2**31 - 1
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 NameQuery = Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=63)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
+SteerBody = Annotated[SteerIn | None, Body()]
+Steerer = Annotated[TokenInfo, Depends(allow(*STEERERS))]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": what}
@@ -197,6 +203,53 @@ def create_app(
             view = reads.show_rollout(session, rollout_id)
         assert view is not None
         return view
+
+    steering_refused: dict[int | str, dict[str, Any]] = {
+        409: {"model": ErrorOut, "description": "the rollout's state does not allow this"}
+    }
+
+    def _steer(act: Callable[[], Steered]) -> SteeredOut:
+        try:
+            done = act()
+        except NoSuchRollout as error:
+            raise HTTPException(404, str(error)) from None
+        except SteeringRefused as error:
+            raise HTTPException(409, str(error)) from None
+        return SteeredOut(
+            rollout_id=done.rollout_id,
+            state=done.state,
+            changed=done.changed,
+            message=done.message,
+            retried_from=done.retried_from,
+        )
+
+    @app.post("/v1/rollouts/{rollout_id}/pause", tags=["steering"], responses=steering_refused)
+    def pause_rollout(rollout_id: Id, _: Steerer, body: SteerBody = None) -> SteeredOut:
+        """Pause a running rollout: nothing new starts, upgrades in flight finish. Pausing a
+        paused rollout changes nothing."""
+        return _steer(lambda: steering.pause(runtime, rollout_id, _reason(body)))
+
+    @app.post("/v1/rollouts/{rollout_id}/resume", tags=["steering"], responses=steering_refused)
+    def resume_rollout(rollout_id: Id, _: Steerer, body: SteerBody = None) -> SteeredOut:
+        """Resume a paused rollout; upgrades awaiting a decision (an inconclusive gate) pass."""
+        return _steer(lambda: steering.resume(runtime, rollout_id, _reason(body)))
+
+    @app.post("/v1/rollouts/{rollout_id}/abort", tags=["steering"], responses=steering_refused)
+    def abort_rollout(rollout_id: Id, _: Steerer, body: SteerBody = None) -> SteeredOut:
+        """Halt a running or paused rollout like a failure; upgrades awaiting a decision roll
+        back. No page is sent. Aborting a halted rollout changes nothing."""
+        return _steer(lambda: steering.abort(runtime, rollout_id, _reason(body)))
+
+    @app.post("/v1/rollouts/{rollout_id}/retry", tags=["steering"], responses=steering_refused)
+    def retry_rollout(rollout_id: Id, _: Steerer, body: SteerBody = None) -> SteeredOut:
+        """Roll a failed rollout's release out again, planned from the current config, unless
+        a newer rollout of the service exists. Answers with the new rollout."""
+        return _steer(lambda: steering.retry(runtime, fleet, rollout_id))
+
+    @app.post("/v1/rollouts/{rollout_id}/promote", tags=["steering"], responses=steering_refused)
+    def promote_rollout(rollout_id: Id, _: Steerer, body: SteerBody = None) -> SteeredOut:
+        """Skip the rest of the current stage's soak; only once the stage has passed."""
+        return _steer(lambda: steering.promote(runtime, rollout_id))
 
     @app.get("/v1/environments", tags=["environments"])
     def list_environments(
@@ -358,6 +411,10 @@ def _page_for(session: Session, page_id: int, token: TokenInfo) -> Page:
         raise HTTPException(404, f"no page {page_id}")
     check_team(token, page.team, f"page {page_id}")
     return page
+
+
+def _reason(body: SteerIn | None) -> str | None:
+    return None if body is None else body.reason
 
 
 def _knows(fleet: Fleet, service: str) -> bool:

@@ -238,6 +238,20 @@ class TokenCreated(Strict):
     secret: str = Field(description="shown once: only its hash is kept")
 
 
+class SteerIn(Strict):
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=NOTE_MAX)] | None = Field(
+        default=None, description="why: recorded on the rollout (pause, abort) or upgrades"
+    )
+
+
+class SteeredOut(Strict):
+    rollout_id: int = Field(description="the rollout the action leaves; for retry, the new one")
+    state: str
+    changed: bool = Field(description="false: nothing to do, it was so already")
+    message: str
+    retried_from: int | None = Field(default=None, description="retry: the failed rollout")
+
+
 class Health(Strict):
     status: Literal["ok"]
 

@@ -76,6 +76,8 @@ def config_validate(
             for problem in error.problems:
                 err.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
             continue
+        for warning in fleet.warnings():
+            err.print(f"[yellow]warning:[/yellow] {path}: {warning}", highlight=False)
         out.print(
             f"{path}: ok ({len(fleet.teams)} teams, {len(fleet.services)} services, "
             f"{len(fleet.stages)} stages, {len(fleet.environments)} environments)",
@@ -207,6 +209,66 @@ def show(rollout_id: Annotated[int, typer.Argument(help="the rollout's id")]) ->
             raise fail(f"no rollout {rollout_id}")
         view = found
     print_story(out, view)
+
+
+def _steer(rollout_id: int, action: str, reason: str | None, config: Path | None = None) -> None:
+    """Pause, resume, abort, retry or promote a rollout, here or through the API; print what
+    happened in one line, or refuse in one line with a non-zero exit."""
+    remote = _remote()
+    if remote is not None:
+        body = {} if reason is None else {"reason": reason}
+        message = _ask(remote, "POST", f"/v1/rollouts/{rollout_id}/{action}", json=body)["message"]
+    else:
+        from rollout.engine import steering
+        from rollout.engine.runtime import Runtime
+
+        runtime = Runtime.from_settings()
+        try:
+            if action == "retry":
+                done = steering.retry(runtime, _fleet(config), rollout_id)
+            elif action == "promote":
+                done = steering.promote(runtime, rollout_id)
+            else:
+                act = {"pause": steering.pause, "resume": steering.resume, "abort": steering.abort}
+                done = act[action](runtime, rollout_id, reason)
+        except (steering.NoSuchRollout, steering.SteeringRefused) as error:
+            raise fail(str(error)) from None
+        message = done.message
+    out.print(message, highlight=False, soft_wrap=True)
+
+
+RolloutId = Annotated[int, typer.Argument(help="the rollout's id")]
+Reason = Annotated[str | None, typer.Option(help="why: recorded on the rollout")]
+
+
+@app.command()
+def pause(rollout_id: RolloutId, reason: Reason = None) -> None:
+    """Pause a running rollout: nothing new starts, upgrades in flight finish."""
+    _steer(rollout_id, "pause", reason)
+
+
+@app.command()
+def resume(rollout_id: RolloutId, reason: Reason = None) -> None:
+    """Resume a paused rollout; upgrades awaiting a decision (an inconclusive gate) pass."""
+    _steer(rollout_id, "resume", reason)
+
+
+@app.command()
+def abort(rollout_id: RolloutId, reason: Reason = None) -> None:
+    """Halt a rollout like a failure; upgrades awaiting a decision roll back; no page."""
+    _steer(rollout_id, "abort", reason)
+
+
+@app.command()
+def retry(rollout_id: RolloutId, config: ConfigOption = None) -> None:
+    """Roll a failed rollout's release out again, planned from the current config."""
+    _steer(rollout_id, "retry", None, config)
+
+
+@app.command()
+def promote(rollout_id: RolloutId) -> None:
+    """Skip the rest of the current stage's soak, once the stage has passed."""
+    _steer(rollout_id, "promote", None)
 
 
 @token_app.command("create")

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from rollout.domain.states import RolloutState, UpgradeState
+from rollout.domain.states import RolloutState, SteeringRefused, UpgradeState
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class RolloutView:
     state: RolloutState
     stage_index: int
     stage_passed_at: datetime | None
+    reason: str | None = None  # why it is paused or halted
 
 
 @dataclass
@@ -114,7 +115,7 @@ def plan(
     if rollout.state is RolloutState.PAUSED:
         for upgrade in upgrades:
             if upgrade.state is UpgradeState.PENDING:
-                result.holds[upgrade.id] = "rollout paused: a gate was inconclusive"
+                result.holds[upgrade.id] = f"rollout paused: {rollout.reason or 'no reason given'}"
         return result
 
     current = result.stage_index
@@ -129,6 +130,29 @@ def plan(
                 if upgrade.state is UpgradeState.PENDING:
                     result.holds[upgrade.id] = reason
     return result
+
+
+class PromotionRefused(SteeringRefused):
+    """The current stage cannot be promoted yet; the message says why."""
+
+
+def end_soak(
+    rollout: RolloutView,
+    stages: Sequence[StagePlan],
+    upgrades: Sequence[UpgradeView],
+    now: datetime,
+) -> datetime:
+    """The `stage_passed_at` that makes the current stage's soak over at `now`: an operator
+    skips the rest of a soak, never the stage's required share of passed environments."""
+    stage = stages[rollout.stage_index]
+    members = [u for u in upgrades if u.stage_index == rollout.stage_index]
+    passed = sum(u.state is UpgradeState.SUCCEEDED for u in members)
+    required = stage.required(len(members))
+    if passed < required:
+        raise PromotionRefused(
+            f"stage {stage.name} has not passed: {passed} of {required} environments passed"
+        )
+    return now - stage.soak
 
 
 # An environment held by another rollout is looked at again this often, even if the nudge

@@ -84,8 +84,9 @@ _FINAL_UPGRADE = frozenset(
 _U = UpgradeState
 UPGRADE_TRANSITIONS: dict[UpgradeState, frozenset[UpgradeState]] = {
     _U.PENDING: frozenset({_U.READY, _U.CANCELLED, _U.SUPERSEDED}),
-    # A READY upgrade has not touched its environment yet, so it can still be called off.
-    _U.READY: frozenset({_U.DEPLOYING, _U.CANCELLED, _U.SUPERSEDED}),
+    # A READY upgrade has not touched its environment yet, so it can still be called off,
+    # or taken back to PENDING when an operator pauses its rollout.
+    _U.READY: frozenset({_U.DEPLOYING, _U.PENDING, _U.CANCELLED, _U.SUPERSEDED}),
     _U.DEPLOYING: frozenset({_U.VERIFYING, _U.ROLLING_BACK}),
     _U.VERIFYING: frozenset({_U.SUCCEEDED, _U.ROLLING_BACK, _U.AWAITING_DECISION}),
     _U.AWAITING_DECISION: frozenset({_U.SUCCEEDED, _U.ROLLING_BACK}),
@@ -99,6 +100,58 @@ ROLLOUT_TRANSITIONS: dict[RolloutState, frozenset[RolloutState]] = {
     _R.FAILING: frozenset({_R.FAILED}),
     _R.SUPERSEDING: frozenset({_R.SUPERSEDED, _R.FAILING}),
 }
+
+
+class Steer(StrEnum):
+    """What an operator may ask of a rollout."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    ABORT = "abort"
+    RETRY = "retry"
+    PROMOTE = "promote"
+
+
+class SteeringRefused(ValueError):
+    """The rollout's state does not allow what was asked; the message says why."""
+
+
+_States = frozenset[RolloutState]
+# action -> (the states it moves from, the state it moves to, the states where it is a no-op)
+_STEERING: dict[Steer, tuple[_States, RolloutState | None, _States]] = {
+    Steer.PAUSE: (frozenset({_R.RUNNING}), _R.PAUSED, frozenset({_R.PAUSED})),
+    Steer.RESUME: (frozenset({_R.PAUSED}), _R.RUNNING, frozenset({_R.RUNNING})),
+    Steer.ABORT: (
+        frozenset({_R.RUNNING, _R.PAUSED}),
+        _R.FAILING,
+        frozenset({_R.FAILING, _R.FAILED}),
+    ),
+    # Retry makes a new rollout; promote keeps the state and ends a soak.
+    Steer.RETRY: (frozenset({_R.FAILED}), None, frozenset()),
+    Steer.PROMOTE: (frozenset({_R.RUNNING}), None, frozenset()),
+}
+_WHY_NOT: dict[Steer, str] = {
+    Steer.PAUSE: "only a running rollout can be paused",
+    Steer.RESUME: "only a paused rollout can be resumed",
+    Steer.ABORT: "only a running or paused rollout can be aborted",
+    Steer.RETRY: "only a failed rollout can be retried",
+    Steer.PROMOTE: "only a running rollout can be promoted",
+}
+
+
+def steer(current: RolloutState, action: Steer, name: str = "the rollout") -> RolloutState | None:
+    """The state `action` moves a rollout in `current` to (its own state for retry and
+    promote); None when the action is a no-op there (pausing a paused rollout); refused with
+    a one-line reason where it makes no sense."""
+    allowed, target, no_op = _STEERING[action]
+    if current in no_op:
+        return None
+    if current not in allowed:
+        raise SteeringRefused(f"{name} is {current}: {_WHY_NOT[action]}")
+    if target is None:
+        return current
+    check_rollout(current, target)
+    return target
 
 
 class TransitionError(RuntimeError):

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, defer
 
 from rollout.domain.planning import RolloutView, StagePlan, UpgradeView, plan
-from rollout.domain.states import ReleaseState, RolloutState, UpgradeState
+from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge, StepNudge
 from rollout.engine.runtime import Runtime
 from rollout.store.database import is_postgresql, transaction
-from rollout.store.models import Release, Rollout, Upgrade
+from rollout.store.models import Installation, Release, Rollout, Upgrade
 
 IN_FLIGHT = [s.value for s in UpgradeState if s.in_flight]
 _SETTLED_RELEASE = {
@@ -58,14 +58,17 @@ def replan(session: Session, rollout: Rollout, runtime: Runtime) -> list[Nudge]:
     """Apply the planner's decisions for a rollout locked by the caller; return the nudges to
     send once the transaction commits."""
     now = runtime.now()
-    upgrades = (
-        session.execute(select(Upgrade).where(Upgrade.rollout_id == rollout.id)).scalars().all()
-    )
+    rows = select(Upgrade).where(Upgrade.rollout_id == rollout.id).order_by(Upgrade.id)
+    if is_postgresql(runtime.database_url):
+        # A step taking a READY upgrade for deploy waits for this plan, or this plan sees it
+        # deploying: never cancelled here while deployed there.
+        rows = rows.with_for_update()
+    upgrades = session.execute(rows).scalars().all()
     pending_envs = [u.environment for u in upgrades if u.state == UpgradeState.PENDING]
     decided = plan(
-        RolloutView(RolloutState(rollout.state), rollout.stage_index, rollout.stage_passed_at),
+        _view(rollout),
         stages_of(rollout),
-        [UpgradeView(u.id, u.environment, u.stage_index, UpgradeState(u.state)) for u in upgrades],
+        [upgrade_view(u) for u in upgrades],
         _busy(session, rollout, pending_envs),
         now,
     )
@@ -108,6 +111,47 @@ def replan(session: Session, rollout: Rollout, runtime: Runtime) -> list[Nudge]:
                 )
     rollout.updated_at = now
     return nudges
+
+
+def _view(rollout: Rollout) -> RolloutView:
+    state = RolloutState(rollout.state)
+    return RolloutView(state, rollout.stage_index, rollout.stage_passed_at, rollout.reason)
+
+
+def upgrade_view(upgrade: Upgrade) -> UpgradeView:
+    """An upgrade row as the planner sees it."""
+    return UpgradeView(
+        upgrade.id, upgrade.environment, upgrade.stage_index, UpgradeState(upgrade.state)
+    )
+
+
+def install(session: Session, upgrade: Upgrade, now: datetime) -> None:
+    """An upgrade succeeded: its version is what the environment runs now."""
+    installation = session.get(Installation, (upgrade.environment, upgrade.service))
+    if installation is None:
+        session.add(
+            Installation(
+                environment=upgrade.environment,
+                service=upgrade.service,
+                version=upgrade.to_version,
+                updated_at=now,
+            )
+        )
+    else:
+        installation.version, installation.updated_at = upgrade.to_version, now
+
+
+def halt(session: Session, rollout: Rollout, reason: str) -> None:
+    """Halt a rollout like a failure: nothing new starts, and its release failed."""
+    current = RolloutState(rollout.state)
+    if current is not RolloutState.FAILING:
+        check_rollout(current, RolloutState.FAILING)
+        rollout.state = RolloutState.FAILING
+        rollout.reason = reason
+    release = session.get(Release, rollout.release_id)
+    assert release is not None
+    if release.state in (ReleaseState.ACTIVE, ReleaseState.SUPERSEDED):
+        release.state, release.reason = ReleaseState.FAILED, reason
 
 
 def _busy(session: Session, rollout: Rollout, environments: list[str]) -> dict[str, str]:

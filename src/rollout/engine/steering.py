@@ -1,0 +1,266 @@
+"""Steering a rollout: what an operator may ask of it, each action one transaction under the
+rollout's lock (the lock order of every mover: the rollout row first).
+
+- pause: a RUNNING rollout becomes PAUSED with the reason "paused by operator: <reason>".
+  Nothing new starts: upgrades let start but not yet deploying (READY) go back to PENDING and
+  wait with the reason; upgrades in flight (deploying, verifying, rolling back) finish.
+  Pausing a paused rollout changes nothing.
+- resume: a PAUSED rollout becomes RUNNING. Resuming is the operator's decision on every
+  upgrade that waits for one (AWAITING_DECISION, an inconclusive gate): it passes, becomes
+  SUCCEEDED and its environment's installed version is updated, as a passed gate does. Then
+  the rollout is planned again. Resuming a running rollout changes nothing.
+- abort: a RUNNING or PAUSED rollout halts like a failure: FAILING with the reason
+  "aborted by operator: <reason>" (FAILED once nothing is in flight), its release failed.
+  Upgrades that await a decision roll back (ROLLING_BACK, due now: the ticker picks them
+  up); upgrades not started are cancelled; those in flight finish. No page is written: the
+  operator knows. Aborting a failing or failed rollout changes nothing.
+- retry: a FAILED rollout's release gets a new rollout (same version and digest: the same
+  release) with a fresh plan snapshot from the current fleet config, if no newer rollout of
+  the service exists. Retrying a rollout that was retried already answers with that retry.
+- promote: the current stage's remaining soak is skipped (its `stage_passed_at` is moved
+  back so the soak is over now), only when the stage's required share of environments has
+  passed. The rollout is then planned again, so the next stage starts at once.
+
+An action the rollout's state does not allow raises `SteeringRefused` with a one-line
+reason (the API answers 409); an unknown rollout raises `NoSuchRollout` (404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from rollout.config import Fleet
+from rollout.domain.planning import RolloutView, end_soak
+from rollout.domain.states import (
+    ReleaseState,
+    RolloutState,
+    Steer,
+    SteeringRefused,
+    UpgradeState,
+    check_upgrade,
+    steer,
+)
+from rollout.engine.dispatch import Nudge
+from rollout.engine.progress import (
+    halt,
+    install,
+    lock_rollout,
+    replan,
+    stages_of,
+    upgrade_view,
+    wake_waiting,
+)
+from rollout.engine.runtime import Runtime
+from rollout.engine.submission import open_rollout
+from rollout.store.database import transaction
+from rollout.store.models import Release, Rollout, Upgrade
+
+__all__ = [
+    "NoSuchRollout",
+    "Steered",
+    "SteeringRefused",
+    "abort",
+    "pause",
+    "promote",
+    "resume",
+    "retry",
+]
+
+
+class NoSuchRollout(LookupError):
+    """No rollout has that id."""
+
+
+@dataclass(frozen=True)
+class Steered:
+    """What an action did: the rollout it leaves (for retry, the new one), and whether it
+    changed anything."""
+
+    rollout_id: int
+    state: RolloutState
+    changed: bool
+    message: str
+    retried_from: int | None = None
+
+
+@dataclass
+class _Done:
+    steered: Steered
+    nudges: list[Nudge]
+    freed: bool = False  # upgrades finished: other rollouts of the service may go on
+
+
+Action = Callable[[Session, Rollout, datetime], _Done]
+
+
+def _act(runtime: Runtime, rollout_id: int, action: Action) -> Steered:
+    service: str | None = None
+    with transaction(runtime.database_url) as session:
+        rollout = lock_rollout(session, rollout_id, runtime.database_url)
+        if rollout is None:
+            raise NoSuchRollout(f"no rollout {rollout_id}")
+        done = action(session, rollout, runtime.now())
+        service = rollout.service
+    if done.freed:
+        # As a step does after the upgrade's commit: it locks other rollouts.
+        wake_waiting(runtime, service, rollout_id)
+    runtime.dispatcher.send(done.nudges)
+    return done.steered
+
+
+def _by_operator(what: str, reason: str | None) -> str:
+    return f"{what} by operator: {reason}" if reason else f"{what} by operator"
+
+
+def _no_op(rollout: Rollout, message: str) -> _Done:
+    return _Done(Steered(rollout.id, RolloutState(rollout.state), False, message), [])
+
+
+def _upgrades(session: Session, rollout: Rollout, state: UpgradeState) -> list[Upgrade]:
+    return list(
+        session.scalars(
+            select(Upgrade)
+            .where(Upgrade.rollout_id == rollout.id, Upgrade.state == state)
+            .order_by(Upgrade.id)
+        )
+    )
+
+
+def _take_back_ready(
+    session: Session, rollout: Rollout, state: UpgradeState, **values: object
+) -> None:
+    """Move the rollout's READY upgrades to `state`, only those still READY: a step takes an
+    upgrade READY -> DEPLOYING without the rollout's lock, by a claim-checked update, and this
+    one bumps the claim, so exactly one of the two wins."""
+    check_upgrade(UpgradeState.READY, state)
+    session.execute(
+        update(Upgrade)
+        .where(Upgrade.rollout_id == rollout.id, Upgrade.state == UpgradeState.READY)
+        .values(state=state, claim=Upgrade.claim + 1, due_at=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def pause(runtime: Runtime, rollout_id: int, reason: str | None = None) -> Steered:
+    def action(session: Session, rollout: Rollout, now: datetime) -> _Done:
+        if steer(RolloutState(rollout.state), Steer.PAUSE, f"rollout {rollout.id}") is None:
+            return _no_op(rollout, f"rollout {rollout.id} is paused already: {rollout.reason}")
+        rollout.state = RolloutState.PAUSED
+        rollout.reason = _by_operator("paused", reason)
+        _take_back_ready(session, rollout, UpgradeState.PENDING)
+        nudges = replan(session, rollout, runtime)
+        message = f"rollout {rollout.id} paused: {rollout.reason}"
+        return _Done(Steered(rollout.id, RolloutState.PAUSED, True, message), nudges)
+
+    return _act(runtime, rollout_id, action)
+
+
+def resume(runtime: Runtime, rollout_id: int, reason: str | None = None) -> Steered:
+    def action(session: Session, rollout: Rollout, now: datetime) -> _Done:
+        if steer(RolloutState(rollout.state), Steer.RESUME, f"rollout {rollout.id}") is None:
+            return _no_op(rollout, f"rollout {rollout.id} is running already")
+        rollout.state, rollout.reason = RolloutState.RUNNING, None
+        decided = _upgrades(session, rollout, UpgradeState.AWAITING_DECISION)
+        for upgrade in decided:
+            check_upgrade(UpgradeState.AWAITING_DECISION, UpgradeState.SUCCEEDED)
+            upgrade.state = UpgradeState.SUCCEEDED
+            upgrade.reason = f"{_by_operator('passed', reason)} (was: {upgrade.reason})"
+            upgrade.claim += 1
+            upgrade.due_at, upgrade.finished_at = None, now
+            install(session, upgrade, now)
+        nudges = replan(session, rollout, runtime)
+        message = f"rollout {rollout.id} resumed"
+        if decided:
+            message += f"; passed {', '.join(u.environment for u in decided)}"
+        steered = Steered(rollout.id, RolloutState(rollout.state), True, message)
+        return _Done(steered, nudges, freed=bool(decided))
+
+    return _act(runtime, rollout_id, action)
+
+
+def abort(runtime: Runtime, rollout_id: int, reason: str | None = None) -> Steered:
+    def action(session: Session, rollout: Rollout, now: datetime) -> _Done:
+        if steer(RolloutState(rollout.state), Steer.ABORT, f"rollout {rollout.id}") is None:
+            return _no_op(rollout, f"rollout {rollout.id} is halted already: {rollout.reason}")
+        why = _by_operator("aborted", reason)
+        halt(session, rollout, why)
+        _take_back_ready(
+            session,
+            rollout,
+            UpgradeState.CANCELLED,
+            reason="not started: the rollout halted",
+            hold_reason=None,
+            finished_at=now,
+        )
+        for upgrade in _upgrades(session, rollout, UpgradeState.AWAITING_DECISION):
+            check_upgrade(UpgradeState.AWAITING_DECISION, UpgradeState.ROLLING_BACK)
+            upgrade.state, upgrade.reason = UpgradeState.ROLLING_BACK, why
+            upgrade.claim += 1
+            upgrade.due_at = now  # the ticker claims it and a worker rolls it back
+        nudges = replan(session, rollout, runtime)
+        message = f"rollout {rollout.id} aborted: {why}"
+        return _Done(Steered(rollout.id, RolloutState(rollout.state), True, message), nudges)
+
+    return _act(runtime, rollout_id, action)
+
+
+def retry(runtime: Runtime, fleet: Fleet, rollout_id: int) -> Steered:
+    def action(session: Session, rollout: Rollout, now: datetime) -> _Done:
+        newer = session.scalars(
+            select(Rollout)
+            .where(Rollout.service == rollout.service, Rollout.id > rollout.id)
+            .order_by(Rollout.id.desc())
+        ).first()
+        if newer is not None and newer.release_id == rollout.release_id:
+            message = f"rollout {rollout.id} was retried already: rollout {newer.id}"
+            steered = Steered(newer.id, RolloutState(newer.state), False, message, rollout.id)
+            return _Done(steered, [])
+        if newer is not None:
+            raise SteeringRefused(
+                f"rollout {rollout.id} cannot be retried: rollout {newer.id} of "
+                f"{rollout.service} ({newer.version}) is newer"
+            )
+        steer(RolloutState(rollout.state), Steer.RETRY, f"rollout {rollout.id}")
+        try:
+            spec = fleet.service(rollout.service)
+        except KeyError:
+            raise SteeringRefused(
+                f"rollout {rollout.id} cannot be retried: service {rollout.service} is not in "
+                "the fleet config any more"
+            ) from None
+        release = session.get(Release, rollout.release_id)
+        assert release is not None
+        release.state, release.reason = ReleaseState.ACTIVE, None
+        fresh = open_rollout(session, fleet, spec, fleet.environments_of(spec), release, now)
+        nudges = replan(session, fresh, runtime)
+        message = f"rollout {rollout.id} retried: rollout {fresh.id} ({release.version})"
+        steered = Steered(fresh.id, RolloutState(fresh.state), True, message, rollout.id)
+        return _Done(steered, nudges)
+
+    return _act(runtime, rollout_id, action)
+
+
+def promote(runtime: Runtime, rollout_id: int) -> Steered:
+    def action(session: Session, rollout: Rollout, now: datetime) -> _Done:
+        steer(RolloutState(rollout.state), Steer.PROMOTE, f"rollout {rollout.id}")
+        stages = stages_of(rollout)
+        upgrades = session.scalars(select(Upgrade).where(Upgrade.rollout_id == rollout.id))
+        view = RolloutView(
+            RolloutState(rollout.state), rollout.stage_index, rollout.stage_passed_at
+        )
+        passed_at = end_soak(view, stages, [upgrade_view(u) for u in upgrades], now)
+        stage = stages[rollout.stage_index].name
+        if rollout.stage_passed_at is None or rollout.stage_passed_at > passed_at:
+            rollout.stage_passed_at = passed_at
+        nudges = replan(session, rollout, runtime)
+        message = f"rollout {rollout.id}: stage {stage} promoted"
+        if rollout.stage_index < len(stages) and stages[rollout.stage_index].name != stage:
+            message += f"; now at stage {stages[rollout.stage_index].name}"
+        return _Done(Steered(rollout.id, RolloutState(rollout.state), True, message), nudges)
+
+    return _act(runtime, rollout_id, action)
