@@ -730,6 +730,22 @@ class Fleet(_Model):
         # sorted() is stable, so file order holds within a stage.
         return sorted(chosen, key=lambda e: self._stage_index[e.stage])
 
+    def warnings(self) -> list[str]:
+        """What is allowed but unwise: a rotation of more than six people (shifts come round
+        so rarely that people lose touch with the systems)."""
+        found = []
+        for index, team in enumerate(self.teams):
+            if team.rotations is None:
+                continue
+            for role in ("primary", "secondary"):
+                members = getattr(team.rotations, role).members
+                if len(members) > 6:
+                    found.append(
+                        f"teams[{index}].rotations.{role}: {len(members)} members; more than 6 "
+                        "and each comes round too rarely to stay in practice"
+                    )
+        return found
+
     def air_gapped(self, environment: Environment) -> bool:
         return environment.labels.get("air_gapped") == "true"
 

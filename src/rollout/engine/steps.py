@@ -22,20 +22,18 @@ from rollout.domain.paging import (
     summary,
 )
 from rollout.domain.states import (
-    ReleaseState,
     RolloutState,
     UpgradeState,
-    check_rollout,
     check_upgrade,
 )
 from rollout.drivers import DeployPhase, DeployRequest, Driver, driver_for
 from rollout.engine.dispatch import Nudge
 from rollout.engine.outbox import SAME_FACTS, address
-from rollout.engine.progress import lock_rollout, replan, wake_waiting
+from rollout.engine.progress import halt, install, lock_rollout, replan, wake_waiting
 from rollout.engine.runtime import Runtime
 from rollout.gates import GateContext, measure, policy_of
-from rollout.store.database import reading, transaction
-from rollout.store.models import Installation, Measurement, Page, Release, Rollout, Upgrade
+from rollout.store.database import is_postgresql, reading, transaction
+from rollout.store.models import Installation, Measurement, Page, Rollout, Upgrade
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +256,9 @@ def _apply(
     go_on: int | None = None
     with transaction(runtime.database_url) as session:
         rollout = lock_rollout(session, rollout_id, runtime.database_url)
-        upgrade = session.get(Upgrade, upgrade_id)
+        upgrade = session.get(
+            Upgrade, upgrade_id, with_for_update=is_postgresql(runtime.database_url)
+        )
         if rollout is None or upgrade is None or upgrade.claim != claim:
             return None  # the lease ran out and the row moved on without us
         before = UpgradeState(upgrade.state)
@@ -317,21 +317,10 @@ def _consequences(
     if state.final:
         upgrade.finished_at = now
     if state is UpgradeState.SUCCEEDED:
-        installation = session.get(Installation, (upgrade.environment, upgrade.service))
-        if installation is None:
-            session.add(
-                Installation(
-                    environment=upgrade.environment,
-                    service=upgrade.service,
-                    version=upgrade.to_version,
-                    updated_at=now,
-                )
-            )
-        else:
-            installation.version, installation.updated_at = upgrade.to_version, now
+        install(session, upgrade, now)
     elif state is UpgradeState.ROLLING_BACK and before is not UpgradeState.ROLLING_BACK:
         reason = outcome.reason or "failed"
-        _halt(session, rollout, f"{upgrade.environment}: {reason}")
+        halt(session, rollout, f"{upgrade.environment}: {reason}")
         _page(session, rollout, upgrade, PageKind.FAILURE, outcome, now)
     elif state is UpgradeState.AWAITING_DECISION:
         if rollout.state == RolloutState.RUNNING:
@@ -343,18 +332,6 @@ def _consequences(
     elif not state.final:
         return []  # deploying or verifying: the plan counts them alike, nothing to re-plan
     return replan(session, rollout, runtime)
-
-
-def _halt(session: Session, rollout: Rollout, reason: str) -> None:
-    current = RolloutState(rollout.state)
-    if current is not RolloutState.FAILING:
-        check_rollout(current, RolloutState.FAILING)
-        rollout.state = RolloutState.FAILING
-        rollout.reason = reason
-    release = session.get(Release, rollout.release_id)
-    assert release is not None
-    if release.state in (ReleaseState.ACTIVE, ReleaseState.SUPERSEDED):
-        release.state, release.reason = ReleaseState.FAILED, reason
 
 
 def _page(
