@@ -169,6 +169,8 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
     ("GET", "/v1/services?team=search", None, SEARCH_ONLY),
     ("GET", "/v1/services/checkout", None, PAYMENTS_ONLY),
     ("GET", "/v1/services/search-api", None, SEARCH_ONLY),
+    ("GET", "/v1/teams/payments/oncall", None, PAYMENTS_ONLY),
+    ("GET", "/v1/teams/search/oncall?at=2026-03-29T08:30:00%2B02:00", None, SEARCH_ONLY),
     ("GET", "/v1/pages", None, READ_ALL),
     ("GET", "/v1/pages?team=payments", None, PAYMENTS_ONLY),
     ("POST", "/v1/pages/{page:payments}/acknowledge", None, PAYMENTS_ONLY),
@@ -225,7 +227,8 @@ def test_every_endpoint_of_the_document_is_in_the_matrix(world: World) -> None:
          .replace("{checkout}", "{rollout_id}").replace("{search-api}", "{rollout_id}")
          .replace("{page:payments}", "{page_id}").replace("{page:search}", "{page_id}")
          .replace("{token:victim}", "{token_id}")
-         .replace("/checkout", "/{name}").replace("/search-api", "/{name}"))
+         .replace("/checkout", "/{name}").replace("/search-api", "/{name}")
+         .replace("/teams/payments/", "/teams/{team}/").replace("/teams/search/", "/teams/{team}/"))
         for method, template, _, _ in MATRIX
     }  # fmt: skip
     assert documented == templates
@@ -442,7 +445,14 @@ def test_page_feedback(world: World, body: Any, status: int, fragment: str) -> N
     with reading(world.url) as session:
         events = session.scalars(select(PageEvent).where(PageEvent.page_id == page)).all()
     if status == 200:
-        assert [(e.action, e.misrouted_to) for e in events] == [("misrouted", "search")]
+        # A misroute resolves the page where it went and pages the team it belongs to.
+        assert [(e.action, e.misrouted_to) for e in events] == [
+            ("misrouted", "search"),
+            ("resolved", None),
+        ]
+        with reading(world.url) as session:
+            moved = session.scalars(select(Page).where(Page.dedup_key.endswith("/to-search"))).all()
+        assert [(p.team, p.state) for p in moved] == [("search", "open")]
     else:
         assert fragment in response.json()["detail"]
         assert events == []
@@ -502,3 +512,16 @@ def test_readiness_names_what_is_down(api_database_url: str) -> None:
     down = TestClient(create_app(api_database_url, fleet, broker_url=dead)).get("/readyz")
     assert down.status_code == 503
     assert down.json()["database"] == "ok" and down.json()["broker"].startswith("unreachable")
+
+
+def test_who_is_on_call_over_the_api(world: World) -> None:
+    at = "2026-03-29T08:30:00+02:00"
+    answer = world.call("GET", f"/v1/teams/payments/oncall?at={at.replace('+', '%2B')}", "payments")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["primary"]["member"] == "Ben Okafor" and body["primary"]["role"] == "primary"
+    assert body["secondary"]["member"] == "Chen Li"
+    assert "rotation payments-primary" in body["primary"]["reason"]
+    naive = world.call("GET", "/v1/teams/payments/oncall?at=2026-03-29T08:30:00", "payments")
+    assert naive.status_code == 422 and "zone" in naive.json()["detail"]
+    assert world.call("GET", "/v1/teams/nobody/oncall", "operator").status_code == 404

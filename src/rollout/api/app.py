@@ -19,13 +19,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rollout.api import reads
 from rollout.api.auth import READERS, STEERERS, allow, check_team, forbidden, visible_team
-from rollout.api.page_actions import PageAction, PageActionRefused, page_move
+from rollout.api.page_actions import PageAction
 from rollout.api.schemas import (
+    AssignmentOut,
     EnvironmentList,
     ErrorOut,
     FeedbackIn,
     Health,
     MisroutedIn,
+    OnCallOut,
     PageList,
     PageView,
     PipelineTokenIn,
@@ -46,13 +48,17 @@ from rollout.api.schemas import (
     TokenView,
 )
 from rollout.config import NAME_PATTERN, Fleet
+from rollout.domain.oncall import Assignment
 from rollout.domain.states import RolloutState
 from rollout.engine import steering
+from rollout.engine.outbox import on_call_now
+from rollout.engine.responding import Response as PageResponse
+from rollout.engine.responding import ResponseRefused, respond
 from rollout.engine.runtime import Runtime, utcnow
 from rollout.engine.steering import NoSuchRollout, Steered, SteeringRefused
-from rollout.engine.submission import SubmitError, submit
+from rollout.engine.submission import SubmitError, paging_spec, submit
 from rollout.store.database import engine_for, reading, transaction
-from rollout.store.models import Page, PageEvent, Release
+from rollout.store.models import Page, Release
 from rollout.store.tokens import (
     Scope,
     TokenError,
@@ -291,6 +297,33 @@ def create_app(
         assert view is not None
         return view
 
+    @app.get("/v1/teams/{team}/oncall", tags=["on-call"])
+    def team_oncall(
+        team: Annotated[str, Path(pattern=NAME_PATTERN, max_length=63)],
+        token: Annotated[TokenInfo, Depends(allow(*READERS))],
+        at: Annotated[datetime | None, Query(description="ISO 8601 with a zone")] = None,
+    ) -> OnCallOut:
+        """Who is primary and secondary on call for a team at an instant (default: now), and
+        why: the rotation, an override, or the rest rule."""
+        if team not in {t.name for t in fleet.teams}:
+            raise HTTPException(404, f"unknown team {team!r}")
+        check_team(token, team, f"team {team}")
+        spec = fleet.team(team)
+        if spec.rotations is None:
+            raise HTTPException(404, f"team {team!r} has no rotations in the fleet config")
+        if at is not None and at.tzinfo is None:
+            raise HTTPException(422, "at: give the time with its zone, e.g. +02:00 or Z")
+        when = at or now()
+        with reading(database_url) as session:
+            on_call = on_call_now(session, paging_spec(spec), when)
+        assert on_call is not None
+        return OnCallOut(
+            team=team,
+            at=when,
+            primary=_assignment(on_call.primary),
+            secondary=_assignment(on_call.secondary),
+        )
+
     @app.get("/v1/pages", tags=["pages"])
     def list_pages(
         token: Annotated[TokenInfo, Depends(allow(*READERS))],
@@ -336,34 +369,39 @@ def create_app(
         team = body.team if isinstance(body, MisroutedIn) else None
         if team is not None and team not in {t.name for t in fleet.teams}:
             raise HTTPException(404, f"unknown team {team!r}")
-        with transaction(database_url) as session:
-            page = _page_for(session, page_id, token)
-            if team == page.team:
-                raise HTTPException(409, f"page {page_id} went to team {page.team} already")
-            session.add(
-                PageEvent(
-                    page_id=page.id,
-                    action=body.kind,
-                    misrouted_to=team,
-                    note=body.note,
-                    token_id=token.id,
-                    at=now(),
-                )
-            )
-            return reads.page_view(page)
+        to_paging = paging_spec(fleet.team(team)) if team is not None else None
+        response = PageResponse.MISROUTED if team is not None else PageResponse.NOT_ACTIONABLE
+        return _respond(page_id, token, response, note=body.note, to_team=team, to_paging=to_paging)
 
     def _page_action(page_id: int, token: TokenInfo, action: PageAction) -> PageView:
+        return _respond(page_id, token, PageResponse(action.value))
+
+    def _respond(
+        page_id: int,
+        token: TokenInfo,
+        response: PageResponse,
+        note: str | None = None,
+        to_team: str | None = None,
+        to_paging: dict[str, Any] | None = None,
+    ) -> PageView:
+        # The engine's rules: acknowledging stops escalation and tells the page's channels;
+        # a misroute resolves it here and pages the right team.
         with transaction(database_url) as session:
             page = _page_for(session, page_id, token)
             try:
-                move = page_move(page.id, page.state, action)
-            except PageActionRefused as error:
-                raise HTTPException(409, str(error)) from None
-            if move.changed:
-                page.state = move.state
-                session.add(
-                    PageEvent(page_id=page.id, action=move.state, token_id=token.id, at=now())
+                respond(
+                    session,
+                    page,
+                    response,
+                    now(),
+                    actor=f"token {token.id}",
+                    token_id=token.id,
+                    note=note,
+                    to_team=to_team,
+                    to_paging=to_paging,
                 )
+            except ResponseRefused as refused:
+                raise HTTPException(409, str(refused)) from None
             return reads.page_view(page)
 
     @app.get("/v1/tokens", tags=["tokens"])
@@ -402,6 +440,12 @@ def create_app(
 
     known.update(_known_query_parameters(app))
     return app
+
+
+def _assignment(assignment: Assignment) -> AssignmentOut:
+    return AssignmentOut(
+        member=assignment.member.name, role=str(assignment.role), reason=assignment.reason
+    )
 
 
 def _page_for(session: Session, page_id: int, token: TokenInfo) -> Page:

@@ -260,3 +260,16 @@ class Readiness(Strict):
     status: Literal["ready", "not ready"]
     database: str
     broker: str
+
+
+class AssignmentOut(Strict):
+    member: str
+    role: str
+    reason: str
+
+
+class OnCallOut(Strict):
+    team: str
+    at: datetime
+    primary: AssignmentOut
+    secondary: AssignmentOut
