@@ -173,7 +173,7 @@ def test_webhook_posts_the_page_and_its_action(
     first, second = receiver.requests
     assert first.path == f"/hooks/{HOOK_TOKEN}"
     assert first.headers["Content-Type"] == "application/json"
-    assert first.headers["Idempotency-Key"] == "rollout-12/health/prod-eu-1:trigger"
+    assert first.headers["Idempotency-Key"] == "rollout-12/health/prod-eu-1:trigger:Alice Martin"
     assert first.body == {
         "action": "trigger",
         "dedup_key": "rollout-12/health/prod-eu-1",
@@ -193,7 +193,7 @@ def test_webhook_posts_the_page_and_its_action(
     }
     assert second.body == {**first.body, "action": "resolve"}
     assert page(kind=PageKind.FAILURE) == page()  # the domain's kinds are accepted as they are
-    assert second.headers["Idempotency-Key"] == "rollout-12/health/prod-eu-1:resolve"
+    assert second.headers["Idempotency-Key"] == "rollout-12/health/prod-eu-1:resolve:Alice Martin"
 
 
 def test_pagerduty_trigger_acknowledge_resolve(receiver: Receiver, tmp_path: Path) -> None:

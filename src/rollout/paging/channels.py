@@ -305,8 +305,11 @@ class WebhookChannel:
     def deliver(self, message: PageMessage, action: Action) -> None:
         url = _resolve(self.url, self.name)
         body = {"action": action.value, **message.to_json()}
-        # Lets a receiver that keeps keys drop a resend whose first answer we never saw.
-        headers = {"Idempotency-Key": f"{message.dedup_key}:{action.value}"}
+        # Lets a receiver that keeps keys drop a resend whose first answer we never saw; the
+        # recipient is part of it, so an escalation to the next person is not taken for one.
+        headers = {
+            "Idempotency-Key": f"{message.dedup_key}:{action.value}:{message.recipient or 'team'}"
+        }
         _post_json(self.name, url, body, self.timeout, _url_secrets(url), headers)
 
 
