@@ -146,7 +146,10 @@ class _Model(BaseModel):
 class Member(_Model):
     name: Annotated[str, Field(min_length=1, max_length=64)]
     timezone: str
+    # How a page reaches this person on the team's channels: an email channel writes to
+    # their address, a Slack channel mentions them (a member id like U024BE7LH, or @name).
     email: str | None = None
+    slack: Annotated[str, Field(pattern=r"^@?[A-Za-z0-9._-]{1,80}$")] | None = None
 
     @field_validator("timezone")
     @classmethod

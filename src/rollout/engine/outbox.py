@@ -4,6 +4,7 @@ written with it, and the step that sends one delivery and records how it went.""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -136,16 +137,34 @@ def address(session: Session, page: Page, paging: dict[str, Any], now: datetime)
     _deliveries(session, page, paging, Action.TRIGGER, now)
 
 
+def addressed(channel: dict[str, Any], contact: dict[str, Any] | None) -> dict[str, Any]:
+    """The team's channel, pointed at the person on call where the channel can: email to
+    their address, a Slack mention of them; other channels carry their name."""
+    if contact is None:
+        return channel
+    if channel["type"] == "email" and contact.get("email"):
+        return {**channel, "to": [contact["email"]]}
+    if channel["type"] == "slack" and contact.get("slack"):
+        handle = contact["slack"]
+        return {**channel, MENTION: handle if handle.startswith("@") else f"<@{handle}>"}
+    return channel
+
+
+# Not a channel setting: who to mention, kept beside the channel's config in the delivery.
+MENTION = "_mention"
+
+
 def _deliveries(
     session: Session, page: Page, paging: dict[str, Any], action: str, now: datetime
 ) -> None:
+    contacts = {m["name"]: m for m in paging.get("members", [])}
     for index, channel in enumerate(paging.get("channels", [])):
         session.add(
             Delivery(
                 page_id=page.id,
                 channel=f"{index}:{channel['type']}",
                 action=action,
-                channel_spec=channel,
+                channel_spec=addressed(channel, contacts.get(page.recipient or "")),
                 state="pending",
                 attempts=0,
                 claim=0,
@@ -230,7 +249,10 @@ def deliver(runtime: Runtime, delivery_id: int, claim: int) -> None:
             return  # a duplicate or stale nudge
         delivery, page = row.Delivery, row.Page
         message = message_of(page, page.rollout_id)
-    spec = delivery.channel_spec or {}
+    spec = dict(delivery.channel_spec or {})
+    mention = spec.pop(MENTION, None)
+    if mention is not None:
+        message = replace(message, recipient=f"{message.recipient} ({mention})")
     # An escalation is a new trigger of the same page, now naming the next person.
     action = Action.TRIGGER if delivery.action.startswith("escalate") else Action(delivery.action)
     outcome = deliver_with_retries(channel_from_config(spec), message, action, attempts=1)

@@ -240,7 +240,10 @@ def paging_spec(team: Team) -> dict[str, Any]:
         }
     return {
         "team": team.name,
-        "members": [{"name": m.name, "timezone": m.timezone} for m in team.members],
+        "members": [
+            {"name": m.name, "timezone": m.timezone, "email": m.email, "slack": m.slack}
+            for m in team.members
+        ],
         "rotations": rotations,
         "escalation": [
             {"to": step.to, "after_s": _seconds(step.after)} for step in team.escalation
