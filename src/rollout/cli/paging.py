@@ -12,11 +12,23 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
+from rollout.config import Team
 from rollout.engine.outbox import on_call_now
 from rollout.engine.submission import paging_spec
 from rollout.settings import get_settings
 from rollout.store.database import reading, transaction
 from rollout.store.models import Override, Page
+
+
+def _team(name: str, config: Path | None) -> Team:
+    from rollout.cli import _fleet, fail
+
+    fleet = _fleet(config)
+    try:
+        return fleet.team(name)
+    except KeyError:
+        known = ", ".join(t.name for t in fleet.teams) or "none"
+        raise fail(f"unknown team {name!r} (teams: {known})") from None
 
 
 def oncall(
@@ -27,14 +39,9 @@ def oncall(
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
 ) -> None:
     """Who is primary and secondary on call for a team at an instant, and why."""
-    from rollout.cli import _fleet, fail, out
+    from rollout.cli import fail, out
 
-    fleet = _fleet(config)
-    try:
-        spec = fleet.team(team)
-    except KeyError:
-        known = ", ".join(t.name for t in fleet.teams) or "none"
-        raise fail(f"unknown team {team!r} (teams: {known})") from None
+    spec = _team(team, config)
     if spec.rotations is None:
         raise fail(f"team {team!r} has no rotations in the fleet config")
     # Shown in the reader's zone; a time typed without a zone is the reader's too.
@@ -119,13 +126,9 @@ def override(
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
 ) -> None:
     """Let someone cover a team's rotation for a while: an override wins over the rota."""
-    from rollout.cli import _fleet, fail, out
+    from rollout.cli import fail, out
 
-    fleet = _fleet(config)
-    try:
-        spec = fleet.team(team)
-    except KeyError:
-        raise fail(f"unknown team {team!r}") from None
+    spec = _team(team, config)
     members = {m.name: m for m in spec.members}
     if member not in members:
         raise fail(f"{member!r} is not a member of team {team!r} ({', '.join(members)})")

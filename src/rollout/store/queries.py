@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -32,44 +31,6 @@ class RolloutDetail:
     # upgrade id -> gate -> its measurements, oldest first
     measurements: dict[int, dict[str, list[Measurement]]] = field(default_factory=dict)
     pages: list[Page] = field(default_factory=list)
-
-
-def list_rollouts(
-    session: Session, service: str | None = None, state: str | None = None, limit: int = 50
-) -> list[RolloutRow]:
-    query = select(Rollout).order_by(Rollout.id.desc()).limit(limit)
-    if service:
-        query = query.where(Rollout.service == service)
-    if state:
-        query = query.where(Rollout.state == state)
-    rollouts = list(session.scalars(query))
-    if not rollouts:
-        return []
-    counts: dict[int, dict[str, int]] = defaultdict(dict)
-    for rollout_id, upgrade_state, n in session.execute(
-        select(Upgrade.rollout_id, Upgrade.state, func.count())
-        .where(Upgrade.rollout_id.in_([r.id for r in rollouts]))
-        .group_by(Upgrade.rollout_id, Upgrade.state)
-    ):
-        counts[rollout_id][upgrade_state] = n
-    rows = []
-    for r in rollouts:
-        by_state = counts[r.id]
-        stages = r.plan["stages"]
-        rows.append(
-            RolloutRow(
-                id=r.id,
-                service=r.service,
-                version=r.version,
-                team=r.team,
-                state=r.state,
-                stage=stages[min(r.stage_index, len(stages) - 1)]["name"],
-                done=by_state.get("succeeded", 0),
-                total=sum(by_state.values()),
-                reason=r.reason,
-            )
-        )
-    return rows
 
 
 def rollout_detail(session: Session, rollout_id: int) -> RolloutDetail | None:
