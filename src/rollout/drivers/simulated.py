@@ -21,7 +21,6 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    func,
     insert,
     select,
     update,
@@ -166,11 +165,6 @@ class SimulatedFleet:
         with connection(self.url) as db:
             rows = db.execute(select(deploys.c.key, deploys.c.calls, deploys.c.effects)).all()
         return {r.key: (r.calls, r.effects) for r in rows}
-
-    def effects(self) -> int:
-        with connection(self.url) as db:
-            total = db.execute(select(func.coalesce(func.sum(deploys.c.effects), 0))).scalar()
-            return int(total or 0)
 
 
 def _upsert(db: Connection) -> Any:
