@@ -186,6 +186,8 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
     ("POST", "/v1/rollouts/{checkout}/promote", {}, {**STEER, "operator": 409, "admin": 409}),
     ("POST", "/v1/rollouts/{search-api}/abort", {"reason": "wrong build"}, STEER),
     ("POST", "/v1/rollouts/{search-api}/retry", None, STEER),
+    # The operator recalls; the admin's same request is a no-op (200 again).
+    ("POST", "/v1/releases/recall", {"service": "search-api", "version": "2.0.0"}, STEER),
 ]
 
 

@@ -17,10 +17,12 @@ from rollout.domain.states import (
 U, R = UpgradeState, RolloutState
 
 
-def test_final_states_have_no_way_out() -> None:
+def test_final_states_have_no_way_out_but_a_recall() -> None:
     for state in U:
-        if state.final:
+        if state.final and state is not U.SUCCEEDED:
             assert state not in UPGRADE_TRANSITIONS
+    # A recall rolls a release off where it succeeded, and only that.
+    assert UPGRADE_TRANSITIONS[U.SUCCEEDED] == {U.ROLLING_BACK}
     for state in R:
         if state.final:
             assert state not in ROLLOUT_TRANSITIONS
@@ -57,7 +59,7 @@ def test_the_happy_and_the_failing_paths(current: UpgradeState, target: UpgradeS
     [
         (U.PENDING, U.DEPLOYING),  # the planner must let it start first
         (U.DEPLOYING, U.CANCELLED),  # an environment touched is never simply cancelled
-        (U.SUCCEEDED, U.ROLLING_BACK),
+        (U.SUCCEEDED, U.VERIFYING),
         (U.ROLLED_BACK, U.SUCCEEDED),
         (U.ROLLING_BACK, U.VERIFYING),  # no gates on the way back
     ],

@@ -32,6 +32,8 @@ from rollout.api.schemas import (
     PageView,
     PipelineTokenIn,
     Readiness,
+    RecalledOut,
+    RecallIn,
     RolloutDetailView,
     RolloutList,
     ServiceBrief,
@@ -52,6 +54,7 @@ from rollout.domain.oncall import Assignment
 from rollout.domain.states import RolloutState
 from rollout.engine import steering
 from rollout.engine.outbox import on_call_now
+from rollout.engine.recall import NoSuchRelease, recall
 from rollout.engine.responding import Response as PageResponse
 from rollout.engine.responding import ResponseRefused, respond
 from rollout.engine.runtime import Runtime, utcnow
@@ -177,6 +180,22 @@ def create_app(
             digest=digest,
             created=result.created,
             superseded=list(result.superseded),
+        )
+
+    @app.post("/v1/releases/recall", tags=["releases"])
+    def recall_release(body: Annotated[RecallIn, Body()], _: Steerer) -> RecalledOut:
+        """Recall a release: no new upgrade to it anywhere; every environment running it rolls
+        off to its last good version at once (no gates, no ramp). Recalling again changes
+        nothing."""
+        try:
+            done = recall(runtime, body.service, body.version, body.reason)
+        except NoSuchRelease as error:
+            raise HTTPException(404, str(error)) from None
+        return RecalledOut(
+            release_id=done.release_id,
+            changed=done.changed,
+            rolling_off=list(done.rolling_off),
+            message=done.message,
         )
 
     @app.get("/v1/rollouts", tags=["rollouts"])

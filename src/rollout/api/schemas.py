@@ -273,3 +273,16 @@ class OnCallOut(Strict):
     at: datetime
     primary: AssignmentOut
     secondary: AssignmentOut
+
+
+class RecallIn(Strict):
+    service: Name
+    version: Version
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=NOTE_MAX)] | None = None
+
+
+class RecalledOut(Strict):
+    release_id: int
+    changed: bool = Field(description="false: it was recalled already")
+    rolling_off: list[str] = Field(description="environments going back to their last good version")
+    message: str

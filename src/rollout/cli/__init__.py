@@ -381,6 +381,31 @@ def api(
 
 
 @app.command()
+def recall(
+    service: Annotated[str, typer.Argument(help="the service")],
+    version: Annotated[str, typer.Argument(help="the version to recall")],
+    reason: Annotated[str | None, typer.Option(help="why; recorded and shown")] = None,
+) -> None:
+    """Recall a release: no new upgrade to it anywhere; where it runs, roll off to the last
+    good version at once (no gates, no ramp)."""
+    remote = _remote()
+    if remote is not None:
+        body = {"service": service, "version": version, **({"reason": reason} if reason else {})}
+        answer = _ask(remote, "POST", "/v1/releases/recall", json=body)
+        out.print(answer["message"], highlight=False)
+        return
+    from rollout.engine.recall import NoSuchRelease
+    from rollout.engine.recall import recall as recall_release
+    from rollout.engine.runtime import Runtime
+
+    try:
+        recalled = recall_release(Runtime.from_settings(), service, version, reason)
+    except NoSuchRelease as error:
+        raise fail(str(error)) from None
+    out.print(recalled.message, highlight=False)
+
+
+@app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="processes in the pool")] = 2,
     pool: Annotated[str, typer.Option(help="prefork, or solo: one process, no pool")] = "prefork",

@@ -10,6 +10,7 @@ class ReleaseState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SUPERSEDED = "superseded"
+    RECALLED = "recalled"  # blocked everywhere, rolled off wherever it runs
 
 
 class RolloutState(StrEnum):
@@ -91,6 +92,8 @@ UPGRADE_TRANSITIONS: dict[UpgradeState, frozenset[UpgradeState]] = {
     _U.VERIFYING: frozenset({_U.SUCCEEDED, _U.ROLLING_BACK, _U.AWAITING_DECISION}),
     _U.AWAITING_DECISION: frozenset({_U.SUCCEEDED, _U.ROLLING_BACK}),
     _U.ROLLING_BACK: frozenset({_U.ROLLED_BACK, _U.ROLLBACK_FAILED}),
+    # A recall rolls a release off where it had succeeded: the one way out of a final state.
+    _U.SUCCEEDED: frozenset({_U.ROLLING_BACK}),
 }
 
 _R = RolloutState

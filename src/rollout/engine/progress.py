@@ -141,6 +141,18 @@ def install(session: Session, upgrade: Upgrade, now: datetime) -> None:
         installation.version, installation.updated_at = upgrade.to_version, now
 
 
+def uninstall(session: Session, upgrade: Upgrade, now: datetime) -> None:
+    """An upgrade rolled back: where its version had been recorded as installed (a recall
+    rolling off a success), the environment runs the version before it again."""
+    installation = session.get(Installation, (upgrade.environment, upgrade.service))
+    if installation is None or installation.version != upgrade.to_version:
+        return
+    if upgrade.from_version is None:
+        session.delete(installation)
+    else:
+        installation.version, installation.updated_at = upgrade.from_version, now
+
+
 def halt(session: Session, rollout: Rollout, reason: str) -> None:
     """Halt a rollout like a failure: nothing new starts, and its release failed."""
     current = RolloutState(rollout.state)

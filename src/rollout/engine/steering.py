@@ -131,7 +131,7 @@ def _upgrades(session: Session, rollout: Rollout, state: UpgradeState) -> list[U
     )
 
 
-def _take_back_ready(
+def take_back_ready(
     session: Session, rollout: Rollout, state: UpgradeState, **values: object
 ) -> None:
     """Move the rollout's READY upgrades to `state`, only those still READY: a step takes an
@@ -152,7 +152,7 @@ def pause(runtime: Runtime, rollout_id: int, reason: str | None = None) -> Steer
             return _no_op(rollout, f"rollout {rollout.id} is paused already: {rollout.reason}")
         rollout.state = RolloutState.PAUSED
         rollout.reason = _by_operator("paused", reason)
-        _take_back_ready(session, rollout, UpgradeState.PENDING)
+        take_back_ready(session, rollout, UpgradeState.PENDING)
         nudges = replan(session, rollout, runtime)
         message = f"rollout {rollout.id} paused: {rollout.reason}"
         return _Done(Steered(rollout.id, RolloutState.PAUSED, True, message), nudges)
@@ -189,7 +189,7 @@ def abort(runtime: Runtime, rollout_id: int, reason: str | None = None) -> Steer
             return _no_op(rollout, f"rollout {rollout.id} is halted already: {rollout.reason}")
         why = _by_operator("aborted", reason)
         halt(session, rollout, why)
-        _take_back_ready(
+        take_back_ready(
             session,
             rollout,
             UpgradeState.CANCELLED,

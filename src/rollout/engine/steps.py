@@ -22,6 +22,7 @@ from rollout.domain.paging import (
     summary,
 )
 from rollout.domain.states import (
+    ReleaseState,
     RolloutState,
     UpgradeState,
     check_upgrade,
@@ -29,11 +30,18 @@ from rollout.domain.states import (
 from rollout.drivers import DeployPhase, DeployRequest, Driver, driver_for
 from rollout.engine.dispatch import Nudge
 from rollout.engine.outbox import SAME_FACTS, address
-from rollout.engine.progress import halt, install, lock_rollout, replan, wake_waiting
+from rollout.engine.progress import (
+    halt,
+    install,
+    lock_rollout,
+    replan,
+    uninstall,
+    wake_waiting,
+)
 from rollout.engine.runtime import Runtime
 from rollout.gates import GateContext, measure, policy_of
 from rollout.store.database import is_postgresql, reading, transaction
-from rollout.store.models import Installation, Measurement, Page, Rollout, Upgrade
+from rollout.store.models import Installation, Measurement, Page, Release, Rollout, Upgrade
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,7 @@ class Outcome:
     via: list[UpgradeState] = field(default_factory=list)  # states passed through on the way
     reason: str | None = None
     failed_gate: str | None = None
+    recalled: bool = False  # rolled off because its release was recalled: no halt, no page
 
 
 def deploy_key(upgrade: Upgrade, rollback: bool = False) -> str:
@@ -262,6 +271,19 @@ def _apply(
         if rollout is None or upgrade is None or upgrade.claim != claim:
             return None  # the lease ran out and the row moved on without us
         before = UpgradeState(upgrade.state)
+        if outcome.state is UpgradeState.SUCCEEDED:
+            release = session.get(Release, rollout.release_id)
+            if release is not None and release.state == ReleaseState.RECALLED:
+                # Recalled while it verified: it passed, and rolls off all the same.
+                outcome = Outcome(
+                    UpgradeState.ROLLING_BACK,
+                    due_in=timedelta(0),
+                    values=outcome.values,
+                    measured=outcome.measured,
+                    via=[*outcome.via],
+                    reason=release.reason,
+                    recalled=True,
+                )
         path = [before, *outcome.via, outcome.state]
         for current, target in pairwise(path):
             if current is not target:
@@ -318,6 +340,10 @@ def _consequences(
         upgrade.finished_at = now
     if state is UpgradeState.SUCCEEDED:
         install(session, upgrade, now)
+    elif state is UpgradeState.ROLLED_BACK:
+        uninstall(session, upgrade, now)
+    elif state is UpgradeState.ROLLING_BACK and outcome.recalled:
+        pass  # the recall halted the rollout already; nobody is paged for a recall
     elif state is UpgradeState.ROLLING_BACK and before is not UpgradeState.ROLLING_BACK:
         reason = outcome.reason or "failed"
         halt(session, rollout, f"{upgrade.environment}: {reason}")

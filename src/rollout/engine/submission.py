@@ -74,6 +74,10 @@ def _record(
             select(Release).where(Release.service == spec.name, Release.version == version)
         ).scalar_one_or_none()
         if existing is not None:
+            if existing.state == ReleaseState.RECALLED:
+                raise SubmitError(
+                    f"{spec.name} {version} was {existing.reason}; submit a new version"
+                )
             if digest is not None and existing.digest is not None and existing.digest != digest:
                 raise SubmitError(
                     f"{spec.name} {version} was already submitted with digest {existing.digest}"
