@@ -177,6 +177,7 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
     ("POST", "/v1/pages/{page:search}/acknowledge", None, SEARCH_ONLY),
     ("POST", "/v1/pages/{page:search}/resolve", None, SEARCH_ONLY),
     ("POST", "/v1/pages/{page:payments}/feedback", {"kind": "not_actionable"}, PAYMENTS_ONLY),
+    ("GET", "/v1/config", None, ADMIN_ONLY),
     ("GET", "/v1/tokens", None, ADMIN_ONLY),
     ("POST", "/v1/tokens", {"scope": "operator"}, {**ADMIN_ONLY, "admin": 201}),
     ("POST", "/v1/tokens/{token:victim}/revoke", None, ADMIN_ONLY),
@@ -527,3 +528,12 @@ def test_who_is_on_call_over_the_api(world: World) -> None:
     naive = world.call("GET", "/v1/teams/payments/oncall?at=2026-03-29T08:30:00", "payments")
     assert naive.status_code == 422 and "zone" in naive.json()["detail"]
     assert world.call("GET", "/v1/teams/nobody/oncall", "operator").status_code == 404
+
+
+def test_the_admin_reads_the_config_without_secret_values(world: World) -> None:
+    answer = world.call("GET", "/v1/config", "admin")
+    assert answer.status_code == 200
+    config = answer.json()
+    assert [s["name"] for s in config["services"]] == [s.name for s in world.fleet.services]
+    channels = [c for t in config["teams"] for c in t["channels"]]
+    assert channels and all(c["url"] == {"env": "ROLLOUT_TEST_PAGE_HOOK"} for c in channels)

@@ -423,6 +423,12 @@ def create_app(
                 raise HTTPException(409, str(refused)) from None
             return reads.page_view(page)
 
+    @app.get("/v1/config", tags=["config"])
+    def get_config(_: Annotated[TokenInfo, Depends(allow(Scope.ADMIN))]) -> dict[str, Any]:
+        """The fleet config this API serves, as loaded and validated. Secrets appear only as
+        the references the config names ({env} or {file}), never their values."""
+        return fleet.model_dump(mode="json")
+
     @app.get("/v1/tokens", tags=["tokens"])
     def get_tokens(_: Annotated[TokenInfo, Depends(allow(Scope.ADMIN))]) -> TokenList:
         """Every token, revoked ones too; never a secret."""
