@@ -120,7 +120,11 @@ def test_a_pipeline_submits_remotely_and_operators_read_what_local_mode_prints(a
     newer = api.remote(pipeline, "submit", "checkout", "1.2.0", "--digest", DIGEST)
     assert newer.stdout == "submitted checkout 1.2.0: rollout 2\nrollout 1 superseded\n"
 
-    for args in (("list", "--service", "checkout", "--state", "superseding"), ("show", "2")):
+    for args in (
+        ("list", "--service", "checkout", "--state", "superseding"),
+        ("show", "2"),
+        ("oncall", "payments", "--at", "2026-03-29T08:30:00+02:00"),
+    ):
         local, remote = api.local(*args), api.remote(operator, *args)
         assert remote.returncode == 0, remote.stderr
         assert remote.stdout == local.stdout, args

@@ -39,20 +39,30 @@ def oncall(
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
 ) -> None:
     """Who is primary and secondary on call for a team at an instant, and why."""
-    from rollout.cli import fail, out
+    from rollout.cli import _ask, _remote, fail, out
 
-    spec = _team(team, config)
-    if spec.rotations is None:
-        raise fail(f"team {team!r} has no rotations in the fleet config")
     # Shown in the reader's zone; a time typed without a zone is the reader's too.
     when = (at or datetime.now(UTC)).astimezone()
-    with reading(get_settings().resolved_database_url()) as session:
-        on_call = on_call_now(session, paging_spec(spec), when)
-    assert on_call is not None
+    remote = _remote()
+    if remote is not None:
+        answer = _ask(remote, "GET", f"/v1/teams/{team}/oncall", params={"at": when.isoformat()})
+        lines = [
+            (a["role"], a["member"], a["reason"]) for a in (answer["primary"], answer["secondary"])
+        ]
+    else:
+        spec = _team(team, config)
+        if spec.rotations is None:
+            raise fail(f"team {team!r} has no rotations in the fleet config")
+        with reading(get_settings().resolved_database_url()) as session:
+            on_call = on_call_now(session, paging_spec(spec), when)
+        assert on_call is not None
+        lines = [
+            (str(a.role), a.member.name, a.reason) for a in (on_call.primary, on_call.secondary)
+        ]
     out.print(f"On call for {team} at {when:%Y-%m-%d %H:%M %Z}", highlight=False)
-    for assignment in (on_call.primary, on_call.secondary):
+    for role, member, reason in lines:
         out.print(
-            f"  {assignment.role}: {assignment.member.name} — {assignment.reason}",
+            f"  {role}: {member} — {reason}",
             highlight=False,
             soft_wrap=True,
         )
