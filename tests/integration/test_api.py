@@ -5,7 +5,6 @@ only."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,16 +13,16 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 
 from rollout.api import create_app
 from rollout.config import Fleet, load_fleet
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
-from rollout.store.database import engine_for, migrate, reading, transaction
+from rollout.store.database import reading, transaction
 from rollout.store.models import ApiToken, Installation, Page, PageEvent, Upgrade
 from rollout.store.tokens import Scope, create_token, revoke_token
-from tests.conftest import FIXTURES, PG_ADMIN, REDIS
+from tests.conftest import FIXTURES, REDIS, fresh_database
 
 pytestmark = pytest.mark.integration
 
@@ -34,17 +33,8 @@ TABLES = "page_events, api_tokens, pages, measurements, upgrades, rollouts, rele
 @pytest.fixture(scope="session")
 def api_database_url() -> Iterator[str]:
     """A database of the API tests' own: no ticker of another test moves these rows."""
-    name = f"rollout_api_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    migrate(url)
-    yield url
-    engine_for(url).dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+    with fresh_database("rollout_api_test") as url:
+        yield url
 
 
 @dataclass
