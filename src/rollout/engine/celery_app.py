@@ -13,7 +13,7 @@ from rollout.engine.dispatch import DeliverNudge, EscalateNudge, StepNudge
 from rollout.engine.outbox import deliver, escalate
 from rollout.engine.progress import advance
 from rollout.engine.runtime import Runtime
-from rollout.engine.steps import step
+from rollout.engine.steps import step, steps
 from rollout.settings import get_settings
 from rollout.store.database import engine_for, session_factory
 
@@ -40,19 +40,45 @@ app.conf.update(
 )
 
 
+# Steps per message: one message, one read and one write per rollout for the lot. Small
+# enough that both workers share a rollout's stage and a failure's rollback waits for few.
+STEP_BATCH = 25
+
+
 class CeleryDispatcher:
     delivers = True
 
     def send(self, nudges: Any) -> None:
-        for nudge in nudges:
-            if isinstance(nudge, StepNudge):
-                app.send_task("rollout.step", (nudge.upgrade_id, nudge.claim), queue=QUEUE)
-            elif isinstance(nudge, DeliverNudge):
-                app.send_task("rollout.deliver", (nudge.delivery_id, nudge.claim), queue=QUEUE)
-            elif isinstance(nudge, EscalateNudge):
-                app.send_task("rollout.escalate", (nudge.page_id, nudge.escalations), queue=QUEUE)
-            else:
-                app.send_task("rollout.advance", (nudge.rollout_id,), queue=QUEUE)
+        nudges = list(nudges)
+        if not nudges:
+            return
+        stepping = sorted(
+            (n for n in nudges if isinstance(n, StepNudge)),
+            key=lambda n: (n.rollout_id, n.upgrade_id),
+        )
+        with app.producer_or_acquire() as producer:
+            for start in range(0, len(stepping), STEP_BATCH):
+                claims = [(n.upgrade_id, n.claim) for n in stepping[start : start + STEP_BATCH]]
+                app.send_task("rollout.steps", (claims,), queue=QUEUE, producer=producer)
+            for nudge in nudges:
+                self._send_one(nudge, producer)
+
+    def _send_one(self, nudge: Any, producer: Any) -> None:
+        if isinstance(nudge, StepNudge):
+            return
+        if isinstance(nudge, DeliverNudge):
+            app.send_task(
+                "rollout.deliver", (nudge.delivery_id, nudge.claim), queue=QUEUE, producer=producer
+            )
+        elif isinstance(nudge, EscalateNudge):
+            app.send_task(
+                "rollout.escalate",
+                (nudge.page_id, nudge.escalations),
+                queue=QUEUE,
+                producer=producer,
+            )
+        else:
+            app.send_task("rollout.advance", (nudge.rollout_id,), queue=QUEUE, producer=producer)
 
 
 @cache
@@ -71,6 +97,12 @@ def _fresh_connections(**_: Any) -> None:
 @app.task(name="rollout.step")
 def step_task(upgrade_id: int, claim: int) -> None:
     step(runtime(), upgrade_id, claim)
+
+
+@app.task(name="rollout.steps")
+def steps_task(claims: list[list[int]]) -> None:
+    """A batch of (upgrade id, claim) pairs, stepped together (JSON makes tuples lists)."""
+    steps(runtime(), [(upgrade_id, claim) for upgrade_id, claim in claims])
 
 
 @app.task(name="rollout.deliver")

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 class StepNudge:
     upgrade_id: int
     claim: int
+    rollout_id: int = 0  # lets a dispatcher batch one rollout's steps into one message
 
 
 @dataclass(frozen=True)

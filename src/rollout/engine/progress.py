@@ -80,7 +80,7 @@ def replan(session: Session, rollout: Rollout, runtime: Runtime) -> list[Nudge]:
         upgrade.state, upgrade.hold_reason = UpgradeState.READY, None
         upgrade.claim += 1
         upgrade.due_at = lease_end
-        nudges.append(StepNudge(upgrade.id, upgrade.claim))
+        nudges.append(StepNudge(upgrade.id, upgrade.claim, rollout.id))
     for upgrade_id, reason in decided.holds.items():
         if by_id[upgrade_id].hold_reason != reason:
             by_id[upgrade_id].hold_reason = reason

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
 from rollout.domain import gates as verdicts
@@ -40,7 +41,7 @@ from rollout.engine.progress import (
 )
 from rollout.engine.runtime import Runtime
 from rollout.gates import GateContext, measure, policy_of
-from rollout.store.database import is_postgresql, reading, transaction
+from rollout.store.database import is_postgresql, transaction
 from rollout.store.models import Installation, Measurement, Page, Release, Rollout, Upgrade
 
 log = logging.getLogger(__name__)
@@ -65,82 +66,141 @@ def deploy_key(upgrade: Upgrade, rollback: bool = False) -> str:
 
 
 def step(runtime: Runtime, upgrade_id: int, claim: int) -> None:
-    """Move one upgrade as far as it can go now: a step whose next step is due at once (the
-    rollback after a failure, above all) goes on here instead of queueing behind others."""
-    next_claim: int | None = claim
-    while next_claim is not None:
-        next_claim = _step_once(runtime, upgrade_id, next_claim)
+    """Move one upgrade as far as it can go now (see `steps`)."""
+    steps(runtime, [(upgrade_id, claim)])
 
 
-def _step_once(runtime: Runtime, upgrade_id: int, claim: int) -> int | None:
-    with reading(runtime.database_url) as session:
-        row = session.execute(
+def steps(runtime: Runtime, claims: Sequence[tuple[int, int]]) -> None:
+    """Move a batch of claimed upgrades as far as they can go now: a step whose next step is
+    due at once (the rollback after a failure, above all) goes on here instead of queueing
+    behind others. The batch shares its reads and writes: one transaction reads and takes
+    them, one per rollout writes their outcomes and plans that rollout once."""
+    pending = list(claims)
+    while pending:
+        pending = _step_batch(runtime, pending)
+
+
+@dataclass
+class _Claimed:
+    upgrade: Upgrade
+    rollout: Rollout
+    claim: int
+    taken: list[Measurement]
+    deploy: bool  # taken for deploy just now: ask the driver to start it
+
+
+def _step_batch(runtime: Runtime, claims: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """One step of each upgrade still claimed; return the claims to go on with at once."""
+    now = runtime.now()
+    claimed, retry = _read_and_take(runtime, claims, now)
+    by_rollout: dict[int, list[tuple[int, int, Outcome]]] = defaultdict(list)
+    for item in claimed:
+        upgrade = item.upgrade
+        driver = driver_for(upgrade.driver, runtime.simulator_url)
+        try:
+            if item.deploy:
+                driver.start(
+                    DeployRequest(
+                        deploy_key(upgrade),
+                        upgrade.environment,
+                        upgrade.service,
+                        upgrade.to_version,
+                    )
+                )
+            outcome = _act(upgrade, item.rollout, driver, item.taken, runtime.now())
+        except Exception as error:  # the driver or a gate broke: try again after a pause
+            log.warning("upgrade %s step in %s failed: %s", upgrade.id, upgrade.state, error)
+            outcome = Outcome(
+                UpgradeState(upgrade.state),
+                due_in=_poll(upgrade),
+                reason=f"retrying: {error}",
+            )
+        by_rollout[upgrade.rollout_id].append((upgrade.id, item.claim, outcome))
+        if outcome.due_in == timedelta(0) and outcome.state is not UpgradeState(upgrade.state):
+            # A failure: its page and its rollback wait for no other upgrade of the batch.
+            mine = by_rollout.pop(upgrade.rollout_id)
+            steps(runtime, _apply(runtime, upgrade.rollout_id, mine, runtime.now()))
+    go_on = list(retry)
+    for rollout_id, outcomes in by_rollout.items():
+        go_on += _apply(runtime, rollout_id, outcomes, runtime.now())
+    return go_on
+
+
+def _read_and_take(
+    runtime: Runtime, claims: list[tuple[int, int]], now: datetime
+) -> tuple[list[_Claimed], list[tuple[int, int]]]:
+    """Read the upgrades whose claims are still ours and take the READY ones for deploy, in
+    one transaction committed before any driver is asked: a rollout halted in the meantime
+    either cancels an upgrade first or finds it deploying, never both. Returns what to step
+    now, and READY upgrades to try again because a plan of their rollout holds them."""
+    postgres = is_postgresql(runtime.database_url)
+    with transaction(runtime.database_url) as session:
+        rows = session.execute(
             select(Upgrade, Rollout)
             .join(Rollout, Rollout.id == Upgrade.rollout_id)
-            .where(Upgrade.id == upgrade_id, Upgrade.claim == claim)
-        ).first()
-        if row is None or UpgradeState(row.Upgrade.state).final:
-            return None  # a duplicate or stale nudge: someone else moved this row
-        upgrade, rollout = row.Upgrade, row.Rollout
-        state = UpgradeState(upgrade.state)
-        taken = _measurements(session, upgrade) if state is UpgradeState.VERIFYING else []
-        installed = (
-            session.get(Installation, (upgrade.environment, upgrade.service))
-            if state is UpgradeState.READY
-            else None
-        )
-        session.expunge_all()
-
-    driver = driver_for(upgrade.driver, runtime.simulator_url)
-    now = runtime.now()
-    try:
-        if state is UpgradeState.READY:
-            taken_claim = _take_for_deploy(runtime, upgrade, claim, installed, now)
-            if taken_claim is None:
-                return None  # called off (halted, superseded) before it touched the environment
-            claim = taken_claim
-            driver.start(
-                DeployRequest(
-                    deploy_key(upgrade), upgrade.environment, upgrade.service, upgrade.to_version
+            .where(tuple_(Upgrade.id, Upgrade.claim).in_(claims))
+            .order_by(Upgrade.id)
+        ).all()
+        # A duplicate or stale nudge finds nothing: someone else moved that row.
+        live = [(r.Upgrade, r.Rollout) for r in rows if not UpgradeState(r.Upgrade.state).final]
+        verifying = [u.id for u, _ in live if u.state == UpgradeState.VERIFYING]
+        taken: dict[int, list[Measurement]] = defaultdict(list)
+        if verifying:
+            for measurement in session.scalars(
+                select(Measurement)
+                .where(Measurement.upgrade_id.in_(verifying))
+                .order_by(Measurement.id)
+            ):
+                taken[measurement.upgrade_id].append(measurement)
+        ready = [(u.id, u.claim) for u, _ in live if u.state == UpgradeState.READY]
+        took: dict[int, str | None] = {}
+        if ready:
+            # Never wait for a row here: a plan of its rollout holds the rollout first and
+            # then its rows, so waiting while holding other rows could deadlock with it.
+            lockable = select(Upgrade.id).where(
+                tuple_(Upgrade.id, Upgrade.claim).in_(ready), Upgrade.state == UpgradeState.READY
+            )
+            if postgres:
+                lockable = lockable.order_by(Upgrade.id).with_for_update(skip_locked=True)
+            free = list(session.scalars(lockable))
+            if free:
+                installed = (
+                    select(Installation.version)
+                    .where(
+                        Installation.environment == Upgrade.environment,
+                        Installation.service == Upgrade.service,
+                    )
+                    .scalar_subquery()
                 )
-            )
-        outcome = _act(upgrade, rollout, driver, taken, now)
-    except Exception as error:  # the driver or a gate broke: try again after a pause
-        log.warning("upgrade %s step in %s failed: %s", upgrade_id, upgrade.state, error)
-        outcome = Outcome(
-            UpgradeState(upgrade.state),
-            due_in=_poll(upgrade),
-            reason=f"retrying: {error}",
-        )
-    return _apply(runtime, upgrade.rollout_id, upgrade_id, claim, outcome, now)
-
-
-def _take_for_deploy(
-    runtime: Runtime, upgrade: Upgrade, claim: int, installed: Installation | None, now: datetime
-) -> int | None:
-    """Commit READY -> DEPLOYING before the driver is asked, so that a rollout halted in the
-    meantime either cancels the upgrade first or finds it deploying: never both."""
-    with transaction(runtime.database_url) as session:
-        taken = session.execute(
-            update(Upgrade)
-            .where(
-                Upgrade.id == upgrade.id,
-                Upgrade.claim == claim,
-                Upgrade.state == UpgradeState.READY,
-            )
-            .values(
-                state=UpgradeState.DEPLOYING,
-                claim=claim + 1,
-                deploy_started_at=now,
-                from_version=installed.version if installed else None,
-                due_at=now + runtime.lease,
-            )
-        )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
-            return None
-    upgrade.state, upgrade.deploy_started_at = UpgradeState.DEPLOYING, now
-    upgrade.from_version = installed.version if installed else None
-    return claim + 1
+                took = {
+                    row.id: row.from_version
+                    for row in session.execute(
+                        update(Upgrade)
+                        .where(Upgrade.id.in_(free))
+                        .values(
+                            state=UpgradeState.DEPLOYING,
+                            claim=Upgrade.claim + 1,
+                            deploy_started_at=now,
+                            from_version=installed,
+                            due_at=now + runtime.lease,
+                        )
+                        .returning(Upgrade.id, Upgrade.from_version)
+                        .execution_options(synchronize_session=False)
+                    )
+                }
+        session.expunge_all()
+    claimed: list[_Claimed] = []
+    retry: list[tuple[int, int]] = []
+    for upgrade, rollout in live:
+        claim, deploy = upgrade.claim, upgrade.state == UpgradeState.READY
+        if deploy:
+            if upgrade.id not in took:
+                retry.append((upgrade.id, claim))
+                continue
+            upgrade.state, upgrade.deploy_started_at = UpgradeState.DEPLOYING, now
+            upgrade.from_version, claim = took[upgrade.id], claim + 1
+        claimed.append(_Claimed(upgrade, rollout, claim, taken[upgrade.id], deploy))
+    return claimed, retry
 
 
 def _poll(upgrade: Upgrade) -> timedelta:
@@ -257,72 +317,112 @@ def _rolling_back(upgrade: Upgrade, driver: Driver, now: datetime) -> Outcome:
 
 
 def _apply(
-    runtime: Runtime, rollout_id: int, upgrade_id: int, claim: int, outcome: Outcome, now: datetime
-) -> int | None:
-    """Write the outcome if the claim is still ours; return the claim to go on with when the
-    next step is due at once."""
+    runtime: Runtime,
+    rollout_id: int,
+    outcomes: list[tuple[int, int, Outcome]],
+    now: datetime,
+) -> list[tuple[int, int]]:
+    """Write the outcomes of one rollout's upgrades whose claims are still ours, in one
+    transaction that plans the rollout once; return the claims to go on with at once."""
     nudges: list[Nudge] = []
-    go_on: int | None = None
+    go_on: list[tuple[int, int]] = []
+    finished: set[str] = set()
+    postgres = is_postgresql(runtime.database_url)
     with transaction(runtime.database_url) as session:
         rollout = lock_rollout(session, rollout_id, runtime.database_url)
-        upgrade = session.get(
-            Upgrade, upgrade_id, with_for_update=is_postgresql(runtime.database_url)
-        )
-        if rollout is None or upgrade is None or upgrade.claim != claim:
-            return None  # the lease ran out and the row moved on without us
-        before = UpgradeState(upgrade.state)
-        if outcome.state is UpgradeState.SUCCEEDED:
-            release = session.get(Release, rollout.release_id)
-            if release is not None and release.state == ReleaseState.RECALLED:
-                # Recalled while it verified: it passed, and rolls off all the same.
-                outcome = Outcome(
-                    UpgradeState.ROLLING_BACK,
-                    due_in=timedelta(0),
-                    values=outcome.values,
-                    measured=outcome.measured,
-                    via=[*outcome.via],
-                    reason=release.reason,
-                    recalled=True,
-                )
-        path = [before, *outcome.via, outcome.state]
-        for current, target in pairwise(path):
-            if current is not target:
-                check_upgrade(current, target)
-        for gate, taken in outcome.measured:
-            session.add(
-                Measurement(
-                    upgrade_id=upgrade.id,
-                    gate=gate,
-                    taken_at=taken.taken_at,
-                    outcome=taken.outcome,
-                    value=taken.value,
-                    condition=taken.condition,
-                    message=taken.message,
-                )
+        if rollout is None:
+            return []
+        # Then its rows, in id order like every plan, after the rollout: the lock order.
+        rows = select(Upgrade).where(Upgrade.id.in_([o[0] for o in outcomes])).order_by(Upgrade.id)
+        upgrades = {u.id: u for u in session.scalars(rows.with_for_update() if postgres else rows)}
+        # One read fills the session for install() and uninstall() of the whole batch (kept
+        # referenced: the session holds its objects weakly).
+        places = [(u.environment, u.service) for u in upgrades.values()]
+        _held = session.scalars(
+            select(Installation).where(
+                tuple_(Installation.environment, Installation.service).in_(places)
             )
-        for name, value in outcome.values.items():
-            setattr(upgrade, name, value)
-        upgrade.state = outcome.state
-        upgrade.claim += 1
-        if outcome.reason is not None:
-            upgrade.reason = outcome.reason
-        if outcome.due_in is None or outcome.state.final:
-            upgrade.due_at = None
-        elif outcome.due_in <= timedelta(0):
-            # Ours to go on with; the lease covers us if this worker dies first.
-            upgrade.due_at = now + runtime.lease
-            go_on = upgrade.claim
-        else:
-            upgrade.due_at = now + outcome.due_in
-
-        if outcome.state is not before:
-            nudges += _consequences(session, rollout, upgrade, before, outcome, now, runtime)
-    if outcome.state.final:
+        ).all()
+        plan_again = False
+        for upgrade_id, claim, outcome in outcomes:
+            upgrade = upgrades.get(upgrade_id)
+            if upgrade is None or upgrade.claim != claim:
+                continue  # the lease ran out and the row moved on without us
+            again, changed = _write(session, rollout, upgrade, outcome, now, runtime)
+            if again is not None:
+                go_on.append((upgrade.id, again))
+            plan_again = plan_again or changed
+            if UpgradeState(upgrade.state).final:
+                finished.add(upgrade.service)
+        if plan_again:
+            nudges += replan(session, rollout, runtime)
+    for service in finished:
         # After the commit, in a transaction of its own: it locks other rollouts, and holding
         # ours meanwhile could deadlock with theirs. If it is lost, their recheck finds it.
-        wake_waiting(runtime, upgrade.service, rollout_id)
+        wake_waiting(runtime, service, rollout_id)
     runtime.dispatcher.send(nudges)
     return go_on
+
+
+def _write(
+    session: Session,
+    rollout: Rollout,
+    upgrade: Upgrade,
+    outcome: Outcome,
+    now: datetime,
+    runtime: Runtime,
+) -> tuple[int | None, bool]:
+    """Write one upgrade's outcome; return the claim to go on with when its next step is due
+    at once, and whether its rollout must be planned again."""
+    go_on: int | None = None
+    before = UpgradeState(upgrade.state)
+    if outcome.state is UpgradeState.SUCCEEDED:
+        release = session.get(Release, rollout.release_id)
+        if release is not None and release.state == ReleaseState.RECALLED:
+            # Recalled while it verified: it passed, and rolls off all the same.
+            outcome = Outcome(
+                UpgradeState.ROLLING_BACK,
+                due_in=timedelta(0),
+                values=outcome.values,
+                measured=outcome.measured,
+                via=[*outcome.via],
+                reason=release.reason,
+                recalled=True,
+            )
+    path = [before, *outcome.via, outcome.state]
+    for current, target in pairwise(path):
+        if current is not target:
+            check_upgrade(current, target)
+    for gate, taken in outcome.measured:
+        session.add(
+            Measurement(
+                upgrade_id=upgrade.id,
+                gate=gate,
+                taken_at=taken.taken_at,
+                outcome=taken.outcome,
+                value=taken.value,
+                condition=taken.condition,
+                message=taken.message,
+            )
+        )
+    for name, value in outcome.values.items():
+        setattr(upgrade, name, value)
+    upgrade.state = outcome.state
+    upgrade.claim += 1
+    if outcome.reason is not None:
+        upgrade.reason = outcome.reason
+    if outcome.due_in is None or outcome.state.final:
+        upgrade.due_at = None
+    elif outcome.due_in <= timedelta(0):
+        # Ours to go on with; the lease covers us if this worker dies first.
+        upgrade.due_at = now + runtime.lease
+        go_on = upgrade.claim
+    else:
+        upgrade.due_at = now + outcome.due_in
+
+    if outcome.state is not before:
+        return go_on, _consequences(session, rollout, upgrade, before, outcome, now)
+    return go_on, False
 
 
 def _consequences(
@@ -332,9 +432,9 @@ def _consequences(
     before: UpgradeState,
     outcome: Outcome,
     now: datetime,
-    runtime: Runtime,
-) -> list[Nudge]:
-    """What an upgrade's new state means for its rollout, its release and the on-call."""
+) -> bool:
+    """What an upgrade's new state means for its rollout, its release and the on-call; True
+    when the rollout must be planned again."""
     state = outcome.state
     if state.final:
         upgrade.finished_at = now
@@ -356,8 +456,8 @@ def _consequences(
     elif state is UpgradeState.ROLLBACK_FAILED:
         _page(session, rollout, upgrade, PageKind.ROLLBACK_FAILED, outcome, now)
     elif not state.final:
-        return []  # deploying or verifying: the plan counts them alike, nothing to re-plan
-    return replan(session, rollout, runtime)
+        return False  # deploying or verifying: the plan counts them alike, nothing to re-plan
+    return True
 
 
 def _page(

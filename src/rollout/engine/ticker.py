@@ -39,9 +39,9 @@ def tick(runtime: Runtime) -> int:
                 update(Upgrade)
                 .where(Upgrade.id.in_(ids))
                 .values(claim=Upgrade.claim + 1, due_at=lease_end)
-                .returning(Upgrade.id, Upgrade.claim)
+                .returning(Upgrade.id, Upgrade.claim, Upgrade.rollout_id)
             ).all()
-            nudges += [StepNudge(row.id, row.claim) for row in claimed]
+            nudges += [StepNudge(row.id, row.claim, row.rollout_id) for row in claimed]
         delivery_ids = _due(session, Delivery, now, runtime.claim_batch, postgres)
         if delivery_ids:
             sent = session.execute(
