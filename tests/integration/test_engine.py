@@ -202,3 +202,42 @@ def test_stale_and_duplicate_nudges_change_nothing(
         assert len(list(session.scalars(ours))) == measured
     current = simulator.deploy_records()
     assert {k: current[k] for k in records} == records
+
+
+def test_a_batch_of_duplicate_and_stale_claims_moves_each_upgrade_once(
+    cluster: Cluster, fleet: Fleet, simulator: SimulatedFleet, runtime: Runtime
+) -> None:
+    simulator.inject(Fault(service="checkout", version="7.0.0", deploy_seconds=1.5))
+    submitted = submit(runtime, fleet, "checkout", "7.0.0")
+    deploying = wait_for(
+        lambda: (
+            [
+                u
+                for u in _upgrades(cluster, submitted.rollout_id).values()
+                if u.stage == "production" and u.state == "deploying"
+            ]
+            or None
+        ),
+        60,
+        "production to deploy",
+    )
+    # Live claims twice over and stale ones, in batches sent again: what a ticker and a
+    # plan racing, or a redelivered message, can hand the workers.
+    live = [[u.id, u.claim] for u in deploying]
+    stale = [[u.id, u.claim - 1] for u in deploying]
+    broker = Celery(broker=cluster.env["ROLLOUT_BROKER_URL"])
+    for _ in range(3):
+        broker.send_task("rollout.steps", (live + stale + live,), queue="rollout")
+
+    assert _final(cluster, submitted.rollout_id).state == "succeeded"
+    upgrades = _upgrades(cluster, submitted.rollout_id)
+    assert {u.state for u in upgrades.values()} == {"succeeded"}
+    records = simulator.deploy_records()
+    ours = {f"upgrade-{u.id}": records[f"upgrade-{u.id}"] for u in upgrades.values()}
+    assert all(calls == 1 and effects == 1 for calls, effects in ours.values()), ours
+    with transaction(cluster.database_url) as session:
+        installed = {
+            i.environment: i.version
+            for i in session.scalars(select(Installation).where(Installation.service == "checkout"))
+        }
+    assert {installed[e] for e in upgrades} == {"7.0.0"}

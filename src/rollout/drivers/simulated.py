@@ -127,11 +127,14 @@ class SimulatedFleet:
             _settle(db, request.key)
 
     def status(self, key: str) -> DeployStatus:
+        # One clock reading for settling and answering: a deploy that became ready in between
+        # would be reported done without having taken effect.
+        now = _now()
         with connection(self.url) as db:
-            row = _settle(db, key)
+            row = _settle(db, key, now)
         if row is None:
             return DeployStatus(DeployPhase.FAILED, f"no deploy {key}")
-        if row.ready_at > _now():
+        if row.ready_at > now:
             return DeployStatus(DeployPhase.RUNNING, "deploying")
         if row.fails:
             return DeployStatus(DeployPhase.FAILED, f"deploy of {row.version} failed")
@@ -192,10 +195,10 @@ def _put(db: Connection, environment: str, service: str, version: str | None) ->
     )
 
 
-def _settle(db: Connection, key: str) -> Any:
+def _settle(db: Connection, key: str, now: datetime | None = None) -> Any:
     """Apply a finished deploy to the fleet, exactly once whoever asks first."""
     row = db.execute(select(deploys).where(deploys.c.key == key)).one_or_none()
-    if row is None or row.effects or row.fails or row.ready_at > _now():
+    if row is None or row.effects or row.fails or row.ready_at > (now or _now()):
         return row
     applied = db.execute(
         update(deploys).where(and_(deploys.c.key == key, deploys.c.effects == 0)).values(effects=1)
