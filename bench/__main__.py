@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 ROLLOUT = str(Path(sys.executable).with_name("rollout"))
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/13")
+REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/6")
 FINAL = ("succeeded", "failed", "superseded")
 
 
@@ -157,8 +157,9 @@ def _queue_empty(client: redis.Redis) -> bool:
     return int(client.llen("rollout")) == 0 and int(client.hlen("unacked")) == 0
 
 
-def noop_rate(running: Stack, tasks: int) -> float:
-    """No-op tasks per second through the same broker and workers: the engine's ceiling."""
+def noop_rate(running: Stack, tasks: int) -> tuple[float, float]:
+    """No-op tasks per second through the same broker and workers: the engine's ceiling; and
+    the workers' CPU milliseconds per no-op task."""
     from celery import Celery
 
     client = redis.Redis.from_url(running.broker_url)
@@ -167,12 +168,28 @@ def noop_rate(running: Stack, tasks: int) -> float:
     for _ in range(50):
         celery.send_task("rollout.noop", queue="rollout")
     _wait(lambda: _queue_empty(client), 120)
+    cpu_before = _workers_cpu_s(running)
     with celery.producer_pool.acquire(block=True) as producer:
         started = time.monotonic()
         for _ in range(tasks):
             celery.send_task("rollout.noop", queue="rollout", producer=producer)
     _wait(lambda: _queue_empty(client), 600)
-    return tasks / (time.monotonic() - started)
+    rate = tasks / (time.monotonic() - started)
+    return rate, (_workers_cpu_s(running) - cpu_before) * 1000 / tasks
+
+
+def _workers_cpu_s(running: Stack) -> float:
+    """CPU seconds the workers used so far (user + system): unlike wall time, barely moved by
+    whatever else runs on the machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for worker in running.workers:
+        try:
+            fields = Path(f"/proc/{worker.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def _wait(check: Any, timeout: float, every: float = 0.02) -> None:
@@ -305,7 +322,7 @@ def run(
 ) -> dict[str, Any]:
     fleet = build_fleet(services, environments, deploy_seconds, stages)
     with stack(workers) as running:
-        ceiling = noop_rate(running, noop_tasks) if noop_tasks else None
+        ceiling, noop_cpu_ms = noop_rate(running, noop_tasks) if noop_tasks else (None, None)
         _seed(fleet, running.database_url)
         sampler = RssSampler([w.pid for w in running.workers])
         sampler.start()
@@ -313,6 +330,7 @@ def run(
         runtime = Runtime(running.database_url, running.database_url)
         bad_every = round(1 / bad_share) if bad_share else 0
         xact_before = _transactions(running.database_url)
+        cpu_before = _workers_cpu_s(running)
         started = time.monotonic()
         for index, service in enumerate(fleet.services):
             bad = bad_every and index % bad_every == bad_every - 1
@@ -329,6 +347,7 @@ def run(
         _wait(finished, 3600, every=0.2)
         elapsed = time.monotonic() - started
         xact = _transactions(running.database_url) - xact_before
+        cpu_ms = (_workers_cpu_s(running) - cpu_before) * 1000
         sampler.stop_event.set()
         with transaction(running.database_url) as session:
             states = dict(
@@ -349,6 +368,13 @@ def run(
             "noop_tasks_per_s": round(ceiling, 1) if ceiling else None,
             "ratio": round(ran / elapsed / ceiling, 3) if ceiling else None,
             "db_transactions_per_upgrade": round(xact / max(ran, 1), 1),
+            # The same comparison in worker CPU, which the machine's other load moves far less
+            # than it moves wall-clock rates: how many empty tasks one upgrade costs.
+            "worker_cpu_ms_per_upgrade": round(cpu_ms / max(ran, 1), 2),
+            "noop_worker_cpu_ms_per_task": round(noop_cpu_ms, 3) if noop_cpu_ms else None,
+            "upgrade_cost_in_noop_tasks": (
+                round(cpu_ms / max(ran, 1) / noop_cpu_ms, 1) if noop_cpu_ms else None
+            ),
             "per_upgrade_ms": round(elapsed / max(ran, 1) * 1000, 2),
             "worker_rss": sampler.summary(),
             **_reactions(running.database_url),

@@ -108,7 +108,7 @@ class SimulatedFleet:
         with connection(self.url) as db:
             fault = _fault(db, request.service, request.version)
             # One statement whether or not the key was seen: asking again only counts a call.
-            db.execute(
+            row = db.execute(
                 _upsert(db)(deploys)
                 .values(
                     key=request.key,
@@ -123,8 +123,9 @@ class SimulatedFleet:
                 .on_conflict_do_update(
                     index_elements=[deploys.c.key], set_={"calls": deploys.c.calls + 1}
                 )
-            )
-            _settle(db, request.key)
+                .returning(*deploys.c)
+            ).one()
+            _settle(db, request.key, row=row)
 
     def status(self, key: str) -> DeployStatus:
         # One clock reading for settling and answering: a deploy that became ready in between
@@ -195,9 +196,11 @@ def _put(db: Connection, environment: str, service: str, version: str | None) ->
     )
 
 
-def _settle(db: Connection, key: str, now: datetime | None = None) -> Any:
-    """Apply a finished deploy to the fleet, exactly once whoever asks first."""
-    row = db.execute(select(deploys).where(deploys.c.key == key)).one_or_none()
+def _settle(db: Connection, key: str, now: datetime | None = None, row: Any = None) -> Any:
+    """Apply a finished deploy to the fleet, exactly once whoever asks first (`row`: the
+    deploy's row, when the caller just wrote it)."""
+    if row is None:
+        row = db.execute(select(deploys).where(deploys.c.key == key)).one_or_none()
     if row is None or row.effects or row.fails or row.ready_at > (now or _now()):
         return row
     applied = db.execute(
