@@ -63,6 +63,11 @@ class CeleryDispatcher:
             for nudge in nudges:
                 self._send_one(nudge, producer)
 
+    def waiting(self) -> int:
+        with app.connection_or_acquire() as connection:
+            declared = connection.default_channel.queue_declare(queue=QUEUE)
+            return int(declared.message_count)
+
     def _send_one(self, nudge: Any, producer: Any) -> None:
         if isinstance(nudge, StepNudge):
             return

@@ -46,6 +46,9 @@ class Dispatcher(Protocol):
 
     def send(self, nudges: Iterable[Nudge]) -> None: ...
 
+    # Messages sent and not yet taken by a worker: the ticker's backpressure.
+    def waiting(self) -> int: ...
+
 
 class NoDispatch:
     """Sends nothing: the ticker alone drives the rows (the CLI uses it: no broker needed)."""
@@ -54,6 +57,9 @@ class NoDispatch:
 
     def send(self, nudges: Iterable[Nudge]) -> None:
         return None
+
+    def waiting(self) -> int:
+        return 0
 
 
 class InProcessDispatcher:
@@ -74,6 +80,9 @@ class InProcessDispatcher:
     def send(self, nudges: Iterable[Nudge]) -> None:
         for nudge in nudges:
             self._queue.put(nudge)
+
+    def waiting(self) -> int:
+        return self._queue.qsize()
 
     def close(self) -> None:
         for _ in self._threads:

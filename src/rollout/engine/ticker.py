@@ -26,14 +26,22 @@ from rollout.store.models import Delivery, Page, Rollout, Upgrade
 log = logging.getLogger(__name__)
 
 
+# Upgrades are claimed only while fewer messages than this wait for a worker. Claiming
+# faster than the workers step would only queue nudges that go stale when their lease runs
+# out (and are claimed again, behind ever more): with thousands of deploys polling, the
+# queue must stay seconds long, well inside the lease.
+MAX_WAITING = 10
+
+
 def tick(runtime: Runtime) -> int:
     """Claim what is due now; return how many rows were claimed."""
     now = runtime.now()
     lease_end = now + runtime.lease
     postgres = is_postgresql(runtime.database_url)
     nudges: list[Nudge] = []
+    stepping = runtime.claim_batch if runtime.dispatcher.waiting() < MAX_WAITING else 0
     with transaction(runtime.database_url) as session:
-        ids = _due(session, Upgrade, now, runtime.claim_batch, postgres)
+        ids = _due(session, Upgrade, now, stepping, postgres) if stepping else []
         if ids:
             claimed = session.execute(
                 update(Upgrade)
