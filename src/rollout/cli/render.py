@@ -23,6 +23,7 @@ STATE_STYLE = {
     "rolling_back": "red",
     "rolled_back": "red",
     "rollback_failed": "bold red",
+    "blocked": "bold red",
     "cancelled": "dim",
     "superseded": "dim",
     "superseding": "dim",

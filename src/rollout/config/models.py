@@ -14,6 +14,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ByteSize,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
@@ -27,6 +28,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from rollout.config.durations import Duration, PositiveDuration
 from rollout.domain.conditions import parse_condition
+from rollout.domain.entry import LOCATION_PLACEHOLDERS, SCANNER_PLACEHOLDERS
 
 __all__ = [
     "COMMAND_PLACEHOLDERS",
@@ -36,6 +38,7 @@ __all__ = [
     "SEVERITIES",
     "URL_PLACEHOLDERS",
     "VERSION_PATTERN",
+    "Artifacts",
     "CommandDriver",
     "Driver",
     "Environment",
@@ -47,6 +50,7 @@ __all__ = [
     "Member",
     "PrometheusGate",
     "Requirement",
+    "Scanner",
     "Service",
     "SimulatedDriver",
     "Simulation",
@@ -562,6 +566,52 @@ class WebhookGate(_GateBase):
 Gate = Annotated[HttpGate | SoakGate | PrometheusGate | WebhookGate, Field(discriminator="type")]
 
 
+# --- air-gapped entry ---------------------------------------------------------------------------
+
+
+def _scanner_argv(value: list[str]) -> list[str]:
+    return _check_argv(value, SCANNER_PLACEHOLDERS)
+
+
+def _artifact_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"path {value!r} must be absolute (every worker reads it)")
+    return _check_placeholders(value, LOCATION_PLACEHOLDERS, "path")
+
+
+def _artifact_url(value: str) -> str:
+    _check_url(value)
+    return _check_placeholders(value, LOCATION_PLACEHOLDERS, "url")
+
+
+class Scanner(_Model):
+    """A program run on each artifact before it enters an air-gapped environment: exit 0 is
+    clean, anything else a finding. An argument list, never a shell."""
+
+    # Placeholders {artifact} (the file) {service} {version} {environment} {digest}.
+    command: Annotated[list[str], Field(min_length=1), AfterValidator(_scanner_argv)]
+    timeout: PositiveDuration = timedelta(minutes=5)
+
+
+class Artifacts(_Model):
+    """Where the bytes of a service's version are, so that their digest can be checked."""
+
+    # Exactly one of: a file every worker sees, or an http(s) URL; placeholders {service}
+    # {version} {environment} {digest}.
+    path: Annotated[str, AfterValidator(_artifact_path)] | None = None
+    url: Annotated[str, AfterValidator(_artifact_url)] | None = None
+    max_size: ByteSize = ByteSize(10 * 2**30)
+    # For reading or downloading the artifact (the scanner has its own).
+    timeout: PositiveDuration = timedelta(minutes=5)
+    scanner: Scanner | None = None
+
+    @model_validator(mode="after")
+    def _one_location(self) -> Artifacts:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of `path` and `url`")
+        return self
+
+
 # --- services ---------------------------------------------------------------------------------
 
 _REQUIREMENT = re.compile(r"\s*([^\s<>=!]+)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*")
@@ -597,6 +647,8 @@ class Service(_Model):
     environments: EnvironmentSelector | None = None
     requires: list[Requirement] = Field(default_factory=list)
     gates: list[Gate] = Field(default_factory=list)
+    # Overrides the fleet's `artifacts` for this service.
+    artifacts: Artifacts | None = None
 
     def runs_in(self, environment: Environment) -> bool:
         return self.environments is None or self.environments.matches(environment)
@@ -672,6 +724,8 @@ class Fleet(_Model):
     # The facility's 24/7 operations rotation (the NOC): pages about air-gapped environments
     # reach it too, since only its people have hands on those networks.
     operations: Operations | None = None
+    # Where artifacts are found, to be verified before they enter an air-gapped environment.
+    artifacts: Artifacts | None = None
 
     _stage_index: dict[str, int] = PrivateAttr(default_factory=dict)
     _services: dict[str, Service] = PrivateAttr(default_factory=dict)
@@ -747,7 +801,24 @@ class Fleet(_Model):
                         f"teams[{index}].rotations.{role}: {len(members)} members; more than 6 "
                         "and each comes round too rarely to stay in practice"
                     )
+        for index, environment in enumerate(self.environments):
+            if not self.air_gapped(environment):
+                continue
+            unchecked = [
+                s.name
+                for s in self.services
+                if s.runs_in(environment) and self.artifacts_for(s) is None
+            ]
+            if unchecked:
+                found.append(
+                    f"environments[{index}]: {environment.name} is air-gapped, but "
+                    f"{', '.join(unchecked)} have no `artifacts` location: their digests "
+                    "are not verified before entry"
+                )
         return found
+
+    def artifacts_for(self, service: Service) -> Artifacts | None:
+        return service.artifacts or self.artifacts
 
     def air_gapped(self, environment: Environment) -> bool:
         return environment.labels.get("air_gapped") == "true"
