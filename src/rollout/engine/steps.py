@@ -29,6 +29,7 @@ from rollout.domain.states import (
 )
 from rollout.drivers import DeployPhase, DeployRequest, Driver, driver_for
 from rollout.engine.dispatch import Nudge
+from rollout.engine.entry import admit
 from rollout.engine.outbox import SAME_FACTS, address
 from rollout.engine.progress import (
     halt,
@@ -95,6 +96,15 @@ def _step_once(runtime: Runtime, upgrade_id: int, claim: int) -> int | None:
     now = runtime.now()
     try:
         if state is UpgradeState.READY:
+            # An air-gapped environment lets in only an artifact that passed its check.
+            admitted = admit(runtime, upgrade, rollout, claim)
+            if admitted is None:
+                return None
+            claim, blocked = admitted
+            now = runtime.now()  # the check may have taken minutes
+            if blocked is not None:
+                outcome = Outcome(UpgradeState.BLOCKED, reason=blocked)
+                return _apply(runtime, upgrade.rollout_id, upgrade_id, claim, outcome, now)
             taken_claim = _take_for_deploy(runtime, upgrade, claim, installed, now)
             if taken_claim is None:
                 return None  # called off (halted, superseded) before it touched the environment
@@ -355,6 +365,9 @@ def _consequences(
         _page(session, rollout, upgrade, PageKind.DECISION, outcome, now)
     elif state is UpgradeState.ROLLBACK_FAILED:
         _page(session, rollout, upgrade, PageKind.ROLLBACK_FAILED, outcome, now)
+    elif state is UpgradeState.BLOCKED:
+        halt(session, rollout, f"{upgrade.environment}: {outcome.reason}")
+        _page(session, rollout, upgrade, PageKind.BLOCKED, outcome, now)
     elif not state.final:
         return []  # deploying or verifying: the plan counts them alike, nothing to re-plan
     return replan(session, rollout, runtime)
@@ -369,6 +382,8 @@ def _page(
     now: datetime,
 ) -> None:
     key = dedup_key(rollout.id, outcome.failed_gate, upgrade.environment)
+    if kind is PageKind.BLOCKED:
+        key = dedup_key(rollout.id, "entry", upgrade.environment)
     if kind is PageKind.ROLLBACK_FAILED:
         key += "/rollback"
     if session.execute(select(Page.id).where(Page.dedup_key == key)).first() is not None:

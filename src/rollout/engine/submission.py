@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rollout.config import VERSION_PATTERN, Fleet
-from rollout.config.models import Environment, Service, Team
+from rollout.config.models import Artifacts, Environment, Service, Team
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import replan
@@ -218,6 +218,25 @@ def snapshot(fleet: Fleet, spec: Service, environments: list[Environment]) -> di
         "air_gapped": [e.name for e in environments if fleet.air_gapped(e)],
         "operations": (
             paging_spec(fleet.team(fleet.operations.team)) if fleet.operations else None
+        ),
+        "artifacts": _artifacts_spec(fleet.artifacts_for(spec)),
+    }
+
+
+def _artifacts_spec(artifacts: Artifacts | None) -> dict[str, Any] | None:
+    """Where the artifact is and how it is scanned before air-gapped entry."""
+    if artifacts is None:
+        return None
+    scanner = artifacts.scanner
+    return {
+        "path": artifacts.path,
+        "url": artifacts.url,
+        "max_bytes": int(artifacts.max_size),
+        "timeout_s": _seconds(artifacts.timeout),
+        "scanner": (
+            {"command": list(scanner.command), "timeout_s": _seconds(scanner.timeout)}
+            if scanner is not None
+            else None
         ),
     }
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -125,6 +127,22 @@ class Measurement(Base):
     value: Mapped[str | None] = mapped_column(Text)
     condition: Mapped[str] = mapped_column(Text)
     message: Mapped[str] = mapped_column(Text)
+
+
+class ArtifactCheck(Base):
+    """The verdict on an upgrade's artifact before it entered an air-gapped environment:
+    recorded once, so a redelivered step never checks or scans it again."""
+
+    __tablename__ = "artifact_checks"
+
+    upgrade_id: Mapped[int] = mapped_column(ForeignKey("upgrades.id"), primary_key=True)
+    admitted: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str | None] = mapped_column(String(71))  # what the artifact hashed to
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    scanner_exit: Mapped[int | None] = mapped_column(Integer)
+    scanner_output: Mapped[str | None] = mapped_column(Text)  # its tail, at most 64 KiB
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Installation(Base):
