@@ -216,9 +216,12 @@ def test_artifacts_at_fleet_and_service_level(tmp_path: Path) -> None:
 def test_an_air_gapped_environment_without_artifacts_is_warned_about(tmp_path: Path) -> None:
     fleet = load_fleet(_write(tmp_path, BASE))
     assert fleet.warnings() == [
-        "environments[0]: vault-1 is air-gapped, but checkout have no `artifacts` location: "
-        "their digests are not verified before entry"
+        "environments[0]: vault-1 is air-gapped, but no `artifacts` location is set for "
+        "checkout: what enters it is not verified"
     ]
+    many = BASE + "".join(f"  - {{name: s{i}, team: payments}}\n" for i in range(4))
+    [warning] = load_fleet(_write(tmp_path, many)).warnings()
+    assert "set for checkout, s0, s1 and 2 more:" in warning
 
 
 @pytest.mark.parametrize(

@@ -810,10 +810,12 @@ class Fleet(_Model):
                 if s.runs_in(environment) and self.artifacts_for(s) is None
             ]
             if unchecked:
+                names = ", ".join(unchecked[:3])
+                if len(unchecked) > 3:
+                    names += f" and {len(unchecked) - 3} more"
                 found.append(
-                    f"environments[{index}]: {environment.name} is air-gapped, but "
-                    f"{', '.join(unchecked)} have no `artifacts` location: their digests "
-                    "are not verified before entry"
+                    f"environments[{index}]: {environment.name} is air-gapped, but no "
+                    f"`artifacts` location is set for {names}: what enters it is not verified"
                 )
         return found
 
