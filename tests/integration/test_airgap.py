@@ -7,7 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +132,52 @@ def test_a_verified_artifact_enters_and_the_rollout_proceeds(
     assert "clean" in check.scanner_output
     assert scanner.runs() == [[f"{store}/checkout-{version}.tar", version]]
     assert not (Path.cwd() / "pwned").exists() and not (tmp_path / "pwned").exists()
+
+
+class _ArtifactStore:
+    """An artifact store over HTTP on loopback, answering GETs from a table of paths."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.requests: list[str] = []
+        store = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                store.requests.append(self.path)
+                body = store.files.get(self.path.split("?")[0])
+                self.send_response(404 if body is None else 200)
+                self.send_header("content-length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_a_downloaded_artifact_is_hashed_and_scanned_as_downloaded(
+    cluster: Cluster, simulator: SimulatedFleet, runtime: Runtime, tmp_path: Path
+) -> None:
+    store, scanner = _ArtifactStore(), Scanner(tmp_path, "clean")
+    try:
+        store.files["/checkout/7.6.0.tar"] = PAYLOAD
+        url = f"{store.url}/{{service}}/{{version}}.tar?token=s3cret"
+        fleet = _fleet({"url": url, "scanner": {"command": scanner.command}})
+        submitted = submit(runtime, fleet, "checkout", "7.6.0", _digest(PAYLOAD))
+        assert _final(cluster, submitted.rollout_id).state == "succeeded"
+    finally:
+        store.server.shutdown()
+    assert store.requests == ["/checkout/7.6.0.tar?token=s3cret"]  # once, for canary-1
+    [check] = _checks(cluster.database_url)
+    assert (check.admitted, check.digest) == (True, _digest(PAYLOAD))
+    # The scanner saw a private copy of the download, gone once the check was done.
+    [[copy, version]] = scanner.runs()
+    assert version == "7.6.0" and "rollout-artifact-" in copy
+    assert not Path(copy).exists()
 
 
 def _blocked(
