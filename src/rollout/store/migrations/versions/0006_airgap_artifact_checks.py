@@ -1,6 +1,6 @@
 """artifact checks: the verdict on each artifact entering an air-gapped environment
 
-Revision ID: airgap_artifact_checks
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-27 10:40:00.000000
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "airgap_artifact_checks"
+revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
