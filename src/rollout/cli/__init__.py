@@ -498,3 +498,7 @@ from rollout.cli.paging import (  # noqa: E402
 for command in (oncall, pages, override, ack, resolve, misrouted, hygiene):
     app.command()(command)
 app.command("not-actionable")(not_actionable)
+
+from rollout.cli.agent import agent  # noqa: E402
+
+app.command()(agent)

@@ -71,4 +71,8 @@ def driver_for(spec: Mapping[str, Any], simulator_url: str) -> Driver:
         configured = spec.get("state_dir")
         state_dir = Path(configured) if configured else get_settings().data_dir / "command-driver"
         return CommandDriver(CommandSpec.from_snapshot(spec), state_dir)
+    if kind == "http" and spec.get("mode", "push") == "push":
+        from rollout.drivers.http import HttpDriver, HttpSpec
+
+        return HttpDriver(HttpSpec.from_snapshot(spec))
     raise DriverError(f"unknown driver type {kind!r}")
