@@ -25,7 +25,7 @@ from rollout.drivers.simulated import SimulatedFleet
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.store.database import transaction
-from rollout.store.models import Installation, Page, Rollout, Upgrade
+from rollout.store.models import AgentDeployment, Installation, Page, Rollout, Upgrade
 from tests.conftest import FIXTURES, ROLLOUT, ROOT, Cluster
 from tests.waiting import wait_for
 
@@ -87,7 +87,7 @@ class AgentProcess:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLOUT_")}
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> AgentProcess:
+    def start(self, serving: bool = True) -> AgentProcess:
         self.process = subprocess.Popen(
             [ROLLOUT, "agent", str(self.config)],
             env=self.env,
@@ -96,7 +96,8 @@ class AgentProcess:
             cwd=ROOT,
             start_new_session=True,
         )
-        wait_for(self.up, 30, f"the agent on {self.url}")
+        if serving:
+            wait_for(self.up, 30, f"the agent on {self.url}")
         return self
 
     def up(self) -> bool:
@@ -204,28 +205,27 @@ def test_an_unreachable_agent_is_retried_then_a_driver_error() -> None:
 # --- through the engine, on real workers --------------------------------------------------
 
 
-def _fleet(agent_url: str, deploy_timeout: str = "60s") -> Fleet:
+def _fleet_data(driver: dict[str, Any], gates: list[dict[str, Any]]) -> dict[str, Any]:
     data = yaml.safe_load((FIXTURES / "fleet.yaml").read_text())
     data["stages"] = [{"name": "canary", "soak": "0s"}]
-    data["environments"] = [
-        {
-            "name": "agent-1",
-            "stage": "canary",
-            "labels": {"tier": "agent"},
-            "driver": {
-                "type": "http",
-                "url": agent_url,
-                "poll_interval": "0.1s",
-                "request_timeout": "2s",
-                "deploy_timeout": deploy_timeout,
-            },
-        }
-    ]
-    data["services"] = [
-        {
-            "name": "checkout",
-            "team": "payments",
-            "gates": [
+    data["environments"] = [{"name": "agent-1", "stage": "canary", "driver": driver}]
+    data["services"] = [{"name": "checkout", "team": "payments", "gates": gates}]
+    data.pop("simulation", None)
+    return data
+
+
+def _fleet(agent_url: str, deploy_timeout: str = "60s") -> Fleet:
+    driver = {
+        "type": "http",
+        "url": agent_url,
+        "poll_interval": "0.1s",
+        "request_timeout": "2s",
+        "deploy_timeout": deploy_timeout,
+    }
+    return Fleet.model_validate(
+        _fleet_data(
+            driver,
+            [
                 {
                     "name": "health",
                     "type": "http",
@@ -236,10 +236,8 @@ def _fleet(agent_url: str, deploy_timeout: str = "60s") -> Fleet:
                 },
                 {"name": "soak", "type": "soak", "duration": "0.2s", "interval": "0.1s"},
             ],
-        }
-    ]
-    data.pop("simulation", None)
-    return Fleet.model_validate(data)
+        )
+    )
 
 
 @pytest.fixture
@@ -340,3 +338,101 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+# --- pull mode: the agent polls a real `rollout api`; nothing calls into its environment ----
+
+
+class ApiProcess:
+    def __init__(self, database_url: str, config: Path, log: Path) -> None:
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("ROLLOUT_")},
+            "ROLLOUT_DATABASE_URL": database_url,
+            "ROLLOUT_CONFIG": str(config),
+        }
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log = log
+        self.process = subprocess.Popen(
+            [ROLLOUT, "api", "--port", self.url.rsplit(":", 1)[1]],
+            env=self.env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        wait_for(self.up, 60, "the API to answer")
+
+    def up(self) -> bool:
+        assert self.process.poll() is None, self.log.read_text()
+        try:
+            return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def token(self, *args: str) -> str:
+        made = subprocess.run(
+            [ROLLOUT, "token", "create", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+        assert made.returncode == 0, made.stderr
+        return made.stdout.strip()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def test_pull_mode_end_to_end(
+    cluster: Cluster, installed: None, runtime: Runtime, tmp_path: Path
+) -> None:
+    data = _fleet_data({"type": "http", "mode": "pull", "poll_interval": "0.1s"}, [])
+    config = tmp_path / "fleet.yaml"
+    config.write_text(yaml.safe_dump(data))
+    fleet = Fleet.model_validate(data)
+    api = ApiProcess(cluster.database_url, config, tmp_path / "api.log")
+    agent_root = tmp_path / "agent"
+    agent_root.mkdir()
+    try:
+        secret = agent_root / "token"
+        secret.write_text(api.token("--scope", "agent", "--environment", "agent-1"))
+        pull = {"api_url": api.url, "interval": "0.1s", "request_timeout": "5s"}
+        agent = AgentProcess(agent_root, "agent-1", pull=pull, token={"file": str(secret)})
+        agent.start(serving=False)
+        try:
+            (agent_root / "record.gate-1.3.0").touch()
+            submitted = submit(runtime, fleet, "checkout", "1.3.0")
+            wait_for(lambda: agent.keys("starts"), 30, "the agent to pull the deploy")
+            # Killed mid-deploy and restarted: it reports the real outcome, applied once.
+            agent.kill()
+            agent.start(serving=False)
+            (agent_root / "record.open-1.3.0").touch()
+            rollout = _final(cluster, submitted.rollout_id)
+        finally:
+            agent.stop()
+        upgrade = _upgrade(cluster, submitted.rollout_id)
+        assert (rollout.state, upgrade.state) == ("succeeded", "succeeded"), upgrade.reason
+        key = f"upgrade-{upgrade.id}"
+        assert agent.keys("starts") == [key]
+        assert agent.keys("applied") == [key]
+        with transaction(cluster.database_url) as session:
+            recorded = session.get(AgentDeployment, key)
+            assert recorded is not None
+            assert (recorded.phase, recorded.version) == ("succeeded", "1.3.0")
+            assert recorded.reported_at is not None
+        assert secret.read_text().strip() not in agent.log.read_text() + api.log.read_text()
+        # Nothing is wanted any more: the next round is empty.
+        wanted = httpx.get(
+            f"{api.url}/v1/agents/agent-1/desired",
+            headers={"Authorization": f"Bearer {secret.read_text().strip()}"},
+        )
+        assert wanted.json() == {"environment": "agent-1", "deployments": []}
+    finally:
+        api.stop()

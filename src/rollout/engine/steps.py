@@ -91,7 +91,7 @@ def _step_once(runtime: Runtime, upgrade_id: int, claim: int) -> int | None:
         )
         session.expunge_all()
 
-    driver = driver_for(upgrade.driver, runtime.simulator_url)
+    driver = driver_for(upgrade.driver, runtime.simulator_url, runtime.database_url)
     now = runtime.now()
     try:
         if state is UpgradeState.READY:
