@@ -312,6 +312,38 @@ def test_a_deploy_hung_past_its_timeout_rolls_back_and_pages(
     assert "deploy did not finish" in pages[0].detail
 
 
+def test_an_agent_that_stops_answering_past_the_timeout_rolls_back_and_pages(
+    cluster: Cluster, installed: None, runtime: Runtime, agent: AgentProcess
+) -> None:
+    assert agent.process is not None
+    (agent.root / "record.gate-2.1.0").touch()  # never opened: the deploy would not end
+    submitted = submit(runtime, _fleet(agent.url, deploy_timeout="3s"), "checkout", "2.1.0")
+    wait_for(lambda: agent.keys("starts"), 30, "the deploy to start")
+    agent.process.send_signal(signal.SIGSTOP)  # up, but answering nothing
+    try:
+        rolling = wait_for(
+            lambda: (u := _upgrade(cluster, submitted.rollout_id)).state == "rolling_back" and u,
+            60,
+            "the engine to give up on the silent agent",
+        )
+    finally:
+        agent.process.send_signal(signal.SIGCONT)
+    assert "deploy did not finish within 0:00:03: the agent could not be asked" in (
+        rolling.reason or ""
+    )
+    rollout = _final(cluster, submitted.rollout_id)
+    upgrade = _upgrade(cluster, submitted.rollout_id)
+    assert (rollout.state, upgrade.state) == ("failed", "rolled_back"), upgrade.reason
+    key = f"upgrade-{upgrade.id}"
+    assert agent.keys("starts") == [key, f"{key}-rollback"]
+    assert [line[:3] for line in agent.lines("applied")] == [
+        [f"{key}-rollback", "checkout", "1.0.0"]
+    ]
+    with transaction(cluster.database_url) as session:
+        pages = session.scalars(select(Page).where(Page.rollout_id == rollout.id)).all()
+    assert [(p.team, p.environment) for p in pages] == [("payments", "agent-1")]
+
+
 def test_an_agent_killed_mid_deploy_finishes_it_once_after_a_restart(
     cluster: Cluster, installed: None, runtime: Runtime, agent: AgentProcess
 ) -> None:

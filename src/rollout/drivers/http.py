@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,13 +13,14 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_after_delay,
     wait_exponential,
 )
 
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, DriverError, Health
 from rollout.paging.secrets import SecretError, SecretRef, scrub
 
-ATTEMPTS = 4  # per call: a restarting agent or a dropped connection is tried again soon
+ATTEMPTS = 4  # per call, within its timeout: a restarting agent is tried again soon
 _SHOWN = 500  # characters of an agent's refusal kept in a message
 
 
@@ -83,7 +85,8 @@ class HttpDriver:
         return DeployStatus(phase, str(record.get("message") or "")[:_SHOWN])
 
     def health(self, environment: str, service: str) -> Health:
-        response = self._call("GET", f"/health/{quote(service, safe='')}")
+        # 503 is the agent's word for "not healthy", not a failure to answer.
+        response = self._call("GET", f"/health/{quote(service, safe='')}", answers=frozenset({503}))
         if response.status_code == 404:
             return Health.UNKNOWN
         if response.status_code not in (200, 503):
@@ -97,7 +100,10 @@ class HttpDriver:
         return None
 
     # -- internals -------------------------------------------------------------------------
-    def _call(self, method: str, path: str, json: Any = None) -> httpx.Response:
+    def _call(
+        self, method: str, path: str, json: Any = None, answers: frozenset[int] = frozenset()
+    ) -> httpx.Response:
+        """The agent's response; a 5xx not among `answers` is retried like a lost connection."""
         headers = {}
         secrets: list[str] = []
         if self.spec.token is not None:
@@ -108,21 +114,26 @@ class HttpDriver:
             headers["Authorization"] = f"Bearer {token}"
             secrets.append(token)
         url = self.spec.url + path
+        # One call, retries included, stays within request_timeout: a step that outlived
+        # its lease would be claimed again and its outcome dropped, over and over.
+        budget = self.spec.request_timeout_s
+        deadline = time.monotonic() + budget
         try:
-            with httpx.Client(
-                timeout=self.spec.request_timeout_s, transport=self._transport
-            ) as client:
+            with httpx.Client(timeout=budget, transport=self._transport) as client:
                 for attempt in Retrying(
-                    stop=stop_after_attempt(ATTEMPTS),
-                    wait=wait_exponential(multiplier=0.2, max=2.0),
+                    stop=stop_after_attempt(ATTEMPTS) | stop_after_delay(budget * 0.9),
+                    wait=wait_exponential(multiplier=budget / 20, max=budget / 4),
                     retry=retry_if_exception(
                         lambda e: isinstance(e, httpx.TransportError | AgentUnavailable)
                     ),
                     reraise=True,
                 ):
                     with attempt:
-                        response = client.request(method, url, json=json, headers=headers)
-                        if response.status_code >= 500:
+                        left = max(0.05, deadline - time.monotonic())
+                        response = client.request(
+                            method, url, json=json, headers=headers, timeout=left
+                        )
+                        if response.status_code >= 500 and response.status_code not in answers:
                             raise AgentUnavailable(
                                 f"{method} {url} answered {response.status_code}: "
                                 f"{_detail(response)}"
