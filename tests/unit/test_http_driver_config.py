@@ -125,3 +125,17 @@ def test_the_agent_config_names_the_file_and_field(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("{versoin}", "{version}"))
     loaded = load_agent_config(path)
     assert loaded.pull is not None and loaded.pull.api_url == "http://rollout:8000"
+
+
+def test_the_readme_agent_examples_load(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    examples = [
+        block.split("```", 1)[0] for block in readme.split("```yaml\n") if block.startswith("env")
+    ]
+    assert len(examples) == 2
+    modes = []
+    for number, example in enumerate(examples):
+        path = tmp_path / f"agent-{number}.yaml"
+        path.write_text(example)
+        modes.append("pull" if load_agent_config(path).pull else "push")
+    assert modes == ["push", "pull"]
