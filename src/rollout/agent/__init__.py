@@ -156,14 +156,8 @@ class Agent:
             )
         with self._lock:
             known = self._read(request.key)
-            if known is not None:
-                if (known["service"], known["version"]) != (request.service, request.version):
-                    raise Conflict(
-                        f"deploy {request.key} is {known['service']} {known['version']}; "
-                        f"refusing {request.service} {request.version} under the same key"
-                    )
-                created = False
-            else:
+            created = known is None
+            if known is None:
                 # A newer deploy of a service supersedes one still running (the rollback
                 # after a hung deploy, above all): it must not finish after this one.
                 for record in self._records():
@@ -177,7 +171,15 @@ class Agent:
                     "received_at": time.time(),
                 }
                 _write_new(self._path(request.key), json.dumps(record).encode())
-                created = True
+                known = self._read(request.key)
+                # Another process on the same state_dir may have recorded the key first.
+                created = known == record
+            assert known is not None
+            if (known["service"], known["version"]) != (request.service, request.version):
+                raise Conflict(
+                    f"deploy {request.key} is {known['service']} {known['version']}; "
+                    f"refusing {request.service} {request.version} under the same key"
+                )
             self.runner.start(request)
         found = self.status(request.key)
         assert found is not None
@@ -255,10 +257,13 @@ def _request(record: dict[str, Any]) -> DeployRequest:
 
 
 def _write_new(path: Path, data: bytes) -> None:
-    """Create `path` with `data` whole, or not at all: a crash leaves no half record."""
+    """Create `path` with `data` whole, or not at all: a crash leaves no half record, and
+    of two writers (another agent on the same state_dir) the first one's record stands."""
     scratch = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     scratch.write_bytes(data)
     try:
         os.link(scratch, path)
+    except FileExistsError:
+        pass
     finally:
         scratch.unlink()
