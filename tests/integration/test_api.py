@@ -218,6 +218,8 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
         AGENT_ONLY,
     ),
     ("POST", "/v1/agents/prod-1/reports", {"key": "upgrade-pull-1", "phase": "failed"}, NO_ONE),
+    ("POST", "/v1/agents/canary-1/health", {"services": {"checkout": "healthy"}}, AGENT_ONLY),
+    ("POST", "/v1/agents/prod-1/health", {"services": {"checkout": "healthy"}}, NO_ONE),
 ]
 
 

@@ -25,7 +25,14 @@ from rollout.drivers.simulated import SimulatedFleet
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.store.database import transaction
-from rollout.store.models import AgentDeployment, Installation, Page, Rollout, Upgrade
+from rollout.store.models import (
+    AgentDeployment,
+    Installation,
+    Measurement,
+    Page,
+    Rollout,
+    Upgrade,
+)
 from tests.conftest import FIXTURES, ROLLOUT, ROOT, Cluster
 from tests.waiting import wait_for
 
@@ -425,7 +432,8 @@ class ApiProcess:
 def test_pull_mode_end_to_end(
     cluster: Cluster, installed: None, runtime: Runtime, tmp_path: Path
 ) -> None:
-    data = _fleet_data({"type": "http", "mode": "pull", "poll_interval": "0.1s"}, [])
+    soak = {"name": "soak", "type": "soak", "duration": "0.3s", "interval": "0.1s"}
+    data = _fleet_data({"type": "http", "mode": "pull", "poll_interval": "0.1s"}, [soak])
     config = tmp_path / "fleet.yaml"
     config.write_text(yaml.safe_dump(data))
     fleet = Fleet.model_validate(data)
@@ -459,6 +467,12 @@ def test_pull_mode_end_to_end(
             assert recorded is not None
             assert (recorded.phase, recorded.version) == ("succeeded", "1.3.0")
             assert recorded.reported_at is not None
+            # The soak gate judged the health the agent sent along with its pulls.
+            soaked = session.scalars(
+                select(Measurement).where(Measurement.upgrade_id == upgrade.id)
+            ).all()
+        assert soaked and soaked[-1].outcome == "success"
+        assert soaked[-1].value == "health healthy"
         assert secret.read_text().strip() not in agent.log.read_text() + api.log.read_text()
         # Nothing is wanted any more: the next round is empty.
         wanted = httpx.get(

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 
 from rollout.agent import Agent, Conflict, PullSettings, WrongEnvironment
-from rollout.drivers import DeployPhase, DeployRequest
+from rollout.drivers import DeployPhase, DeployRequest, Health
 from rollout.paging.secrets import SecretError, SecretRef, scrub
 
 log = logging.getLogger("rollout.agent")
@@ -46,6 +46,14 @@ def pull_once(agent: Agent, settings: PullSettings, token: SecretRef, client: ht
             )
             sent.raise_for_status()
             reported += 1
+        # No probe can reach this environment: its health travels with the pull.
+        states = {
+            service: (agent.health(service) or Health.UNKNOWN).value for service in agent.versions()
+        }
+        if states:
+            client.post(
+                f"{base}/health", headers=headers, json={"services": states}
+            ).raise_for_status()
         return reported
     except httpx.HTTPError as error:
         # The token never reaches a log line, even inside an error's text.

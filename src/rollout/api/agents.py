@@ -39,6 +39,20 @@ class ReportIn(Strict):
     message: Annotated[str, Field(max_length=2000)] = ""
 
 
+class HealthIn(Strict):
+    services: Annotated[
+        dict[
+            Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")],
+            Literal["healthy", "unhealthy", "unknown"],
+        ],
+        Field(max_length=500),
+    ]
+
+
+class HealthOut(Strict):
+    recorded: list[str] = Field(description="services whose health was recorded")
+
+
 class ReportOut(Strict):
     key: str
     phase: str = Field(description="the deploy's phase as recorded (the first final report wins)")
@@ -85,5 +99,28 @@ def agents_router(database_url: str, now: Callable[[], datetime]) -> APIRouter:
                 row.message = body.message or None
                 row.reported_at = now()
             return ReportOut(key=row.key, phase=row.phase)
+
+    @router.post("/{environment}/health")
+    def health(environment: Environment, body: HealthIn, token: AgentToken) -> HealthOut:
+        """How the services the agent deployed are doing (a pull agent serves no probe);
+        recorded on each service's newest succeeded deploy, for the soak gate."""
+        _bound(token, environment)
+        recorded = []
+        with transaction(database_url) as session:
+            for service, state in sorted(body.services.items()):
+                row = session.scalars(
+                    select(AgentDeployment)
+                    .where(
+                        AgentDeployment.environment == environment,
+                        AgentDeployment.service == service,
+                        AgentDeployment.phase == "succeeded",
+                    )
+                    .order_by(AgentDeployment.requested_at.desc())
+                    .limit(1)
+                ).first()
+                if row is not None:
+                    row.health, row.health_at = state, now()
+                    recorded.append(service)
+        return HealthOut(recorded=recorded)
 
     return router

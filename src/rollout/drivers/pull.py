@@ -3,14 +3,17 @@ and reads the outcome the environment's agent reported; it never calls into the 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, Health
 from rollout.store.database import reading, transaction
 from rollout.store.models import AgentDeployment
+
+# A health report older than this says nothing about now.
+HEALTH_MAX_AGE = timedelta(seconds=60)
 
 
 class PullDriver:
@@ -58,8 +61,23 @@ class PullDriver:
             return DeployStatus(DeployPhase(row.phase), row.message or "")
 
     def health(self, environment: str, service: str) -> Health:
-        # A pull agent reports deploys, not health: gates judge it by metrics or webhooks.
-        return Health.UNKNOWN
+        """What the agent last reported for the service's newest deploy, if recent."""
+        with reading(self.database_url) as session:
+            row = session.scalars(
+                select(AgentDeployment)
+                .where(
+                    AgentDeployment.environment == environment,
+                    AgentDeployment.service == service,
+                    AgentDeployment.phase == DeployPhase.SUCCEEDED,
+                )
+                .order_by(AgentDeployment.requested_at.desc())
+                .limit(1)
+            ).first()
+            if row is None or row.health is None or row.health_at is None:
+                return Health.UNKNOWN
+            if datetime.now(UTC) - row.health_at > HEALTH_MAX_AGE:
+                return Health.UNKNOWN  # an agent that stopped reporting is not known healthy
+            return Health(row.health)
 
     def transport(self) -> None:
         return None

@@ -255,3 +255,6 @@ class AgentDeployment(Base):
     message: Mapped[str | None] = mapped_column(Text)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The service's health as the agent last reported it, on its newest succeeded deploy.
+    health: Mapped[str | None] = mapped_column(String(16))
+    health_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

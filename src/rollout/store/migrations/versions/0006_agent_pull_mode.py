@@ -29,6 +29,8 @@ def upgrade() -> None:
         sa.Column("message", sa.Text(), nullable=True),
         sa.Column("requested_at", rollout.store.models.UTCDateTime(), nullable=False),
         sa.Column("reported_at", rollout.store.models.UTCDateTime(), nullable=True),
+        sa.Column("health", sa.String(length=16), nullable=True),
+        sa.Column("health_at", rollout.store.models.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_agent_deployments")),
     )
     with op.batch_alter_table("agent_deployments", schema=None) as batch_op:
