@@ -3,6 +3,7 @@ and launching it loses nothing, and one key is one deploy across agent instances
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from rollout.agent import Agent, AgentConfig, Conflict, WrongEnvironment
 from rollout.drivers import DeployPhase, DeployRequest, Health
+from tests.conftest import ROLLOUT
 from tests.waiting import wait_for
 
 TOOL = "import sys\nopen(sys.argv[1], 'a').write(sys.argv[2] + ' ' + sys.argv[3] + '\\n')\n"
@@ -79,3 +81,14 @@ def test_a_key_is_one_deploy_and_an_agent_one_environment(tmp_path: Path) -> Non
     assert _done(agent, "upgrade-2") is DeployPhase.SUCCEEDED
     assert _applied(tmp_path) == ["upgrade-2 2.0.0"]
     assert agent.status("upgrade-404") is None
+
+
+def test_a_bad_agent_config_is_one_line_naming_file_and_field(tmp_path: Path) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text("environment: prod-1\ndeploy: [helm, '{tag}']\nstate_dir: /tmp/x\n")
+    ran = subprocess.run(
+        [ROLLOUT, "agent", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 1
+    assert f"{config}: deploy: " in ran.stderr and "unknown placeholder '{tag}'" in ran.stderr
+    assert "Traceback" not in ran.stderr
