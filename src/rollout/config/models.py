@@ -46,11 +46,13 @@ __all__ = [
     "Fault",
     "Fleet",
     "Gate",
+    "HttpDriver",
     "HttpGate",
     "Member",
     "PrometheusGate",
     "Requirement",
     "Scanner",
+    "SecretReference",
     "Service",
     "SimulatedDriver",
     "Simulation",
@@ -387,8 +389,66 @@ class CommandDriver(_Model):
         return self.timeout + timedelta(minutes=1)
 
 
-# A discriminated union on `type`; an http agent driver joins it later.
-Driver = Annotated[SimulatedDriver | CommandDriver, Field(discriminator="type")]
+class SecretReference(_Model):
+    """Where a secret lives, never the secret: `{env: NAME}` or `{file: PATH}`."""
+
+    env: Annotated[str, Field(min_length=1)] | None = None
+    file: Annotated[str, Field(min_length=1)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_reference(cls, data: Any) -> Any:
+        # Never echo an inline value: it may be the very secret that should not be there.
+        if not isinstance(data, Mapping):
+            raise ValueError("a secret is given by reference: {env: NAME} or {file: PATH}")
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretReference:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a secret reference names exactly one of `env` or `file`")
+        return self
+
+
+AGENT_URL_PLACEHOLDERS: tuple[str, ...] = ("environment",)
+
+
+def _check_agent_url(value: str) -> str:
+    if not re.match(r"https?://", value):
+        raise ValueError(f"url {value!r} must start with http:// or https://")
+    return _check_placeholders(value, AGENT_URL_PLACEHOLDERS, "url")
+
+
+class HttpDriver(_Model):
+    """An environment's `rollout agent` applies versions. `push`: the orchestrator calls the
+    agent's API; `pull`: the agent polls the orchestrator's API (an air-gapped network takes
+    no inbound calls), so the engine only records what it wants and reads what was reported."""
+
+    type: Literal["http"]
+    mode: Literal["push", "pull"] = "push"
+    # The agent's base URL (push only); placeholder {environment}.
+    url: Annotated[str, AfterValidator(_check_agent_url)] | None = None
+    # Sent as `Authorization: Bearer …` to a push agent; read on the worker at each call.
+    token: SecretReference | None = None
+    # One call to the agent, its retries included; keep it under ROLLOUT_LEASE_SECONDS, or
+    # a step that waits on a silent agent outlives its claim.
+    request_timeout: PositiveDuration = timedelta(seconds=10)
+    poll_interval: PositiveDuration = timedelta(seconds=2)
+    deploy_timeout: PositiveDuration = timedelta(minutes=10)
+
+    @model_validator(mode="after")
+    def _url_for_push(self) -> HttpDriver:
+        if self.mode == "push" and self.url is None:
+            raise ValueError("an http driver in push mode needs the agent's `url`")
+        if self.mode == "pull" and (self.url is not None or self.token is not None):
+            raise ValueError(
+                "an http driver in pull mode is called by its agent: drop `url` and `token` "
+                "(the agent authenticates with an `agent` API token)"
+            )
+        return self
+
+
+Driver = Annotated[SimulatedDriver | CommandDriver | HttpDriver, Field(discriminator="type")]
 
 
 class Environment(_Model):

@@ -92,7 +92,7 @@ def _step_once(runtime: Runtime, upgrade_id: int, claim: int) -> int | None:
         )
         session.expunge_all()
 
-    driver = driver_for(upgrade.driver, runtime.simulator_url)
+    driver = driver_for(upgrade.driver, runtime.simulator_url, runtime.database_url)
     now = runtime.now()
     try:
         if state is UpgradeState.READY:
@@ -122,6 +122,14 @@ def _step_once(runtime: Runtime, upgrade_id: int, claim: int) -> int | None:
             due_in=_poll(upgrade),
             reason=f"retrying: {error}",
         )
+        started = upgrade.deploy_started_at
+        if (
+            upgrade.state == UpgradeState.DEPLOYING
+            and started
+            and now - started > _timeout(upgrade)
+        ):
+            # A driver that never answers (a hung agent) must not hold the upgrade forever.
+            outcome = _roll_back(f"deploy did not finish within {_timeout(upgrade)}: {error}")
     return _apply(runtime, upgrade.rollout_id, upgrade_id, claim, outcome, now)
 
 

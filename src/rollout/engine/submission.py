@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rollout.config import VERSION_PATTERN, Fleet
-from rollout.config.models import Artifacts, Environment, Service, Team
+from rollout.config.models import Artifacts, Environment, Service, Team, fill_placeholders
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import replan
@@ -188,6 +188,17 @@ def _driver_spec(environment: Environment) -> dict[str, Any]:
             timeout_s=_seconds(driver.timeout),
             health_timeout_s=_seconds(driver.health_timeout),
             state_dir=driver.state_dir,
+        )
+    elif driver.type == "http":
+        spec.update(
+            mode=driver.mode,
+            # Rendered here: the worker knows the environment only as the deploy's.
+            url=None
+            if driver.url is None
+            else fill_placeholders(driver.url, {"environment": environment.name}),
+            # The reference only: the worker reads the token itself, at each call.
+            token=None if driver.token is None else driver.token.model_dump(exclude_none=True),
+            request_timeout_s=_seconds(driver.request_timeout),
         )
     return spec
 

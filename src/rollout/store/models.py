@@ -196,6 +196,8 @@ class ApiToken(Base):
     scope: Mapped[str] = mapped_column(String(16))
     services: Mapped[list[str]] = mapped_column(JSON)  # pipeline tokens: what they may submit
     team: Mapped[str | None] = mapped_column(String(63))  # team tokens: whose data they see
+    # Agent tokens: the environments whose desired versions they read and report on.
+    environments: Mapped[list[str] | None] = mapped_column(JSON)
     note: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -254,3 +256,23 @@ class Override(Base):
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AgentDeployment(Base):
+    """A deploy the engine wants in a pull-mode environment: its agent reads the running ones
+    (`GET /v1/agents/{environment}/desired`) and reports each outcome; nothing calls in."""
+
+    __tablename__ = "agent_deployments"
+    __table_args__ = (Index("ix_agent_deployments_environment_phase", "environment", "phase"),)
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)  # the idempotency key
+    environment: Mapped[str] = mapped_column(String(63))
+    service: Mapped[str] = mapped_column(String(63))
+    version: Mapped[str | None] = mapped_column(String(64))  # None: remove the service
+    phase: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed
+    message: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The service's health as the agent last reported it, on its newest succeeded deploy.
+    health: Mapped[str | None] = mapped_column(String(16))
+    health_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
