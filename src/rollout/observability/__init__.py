@@ -1,0 +1,17 @@
+"""Observability of rollout's processes: traces (OpenTelemetry), metrics (Prometheus) and
+structured logs, set up the same way by the api, worker, ticker and demo commands."""
+
+from __future__ import annotations
+
+from rollout.observability import logs, metrics, tracing
+
+
+def setup(process: str, *, log_format: str = "text", metrics_port: int | None = None) -> None:
+    """Logs in the format asked for, tracing if OTEL_TRACES_EXPORTER asks for it, and
+    /metrics on `metrics_port` when given (the API serves its own instead)."""
+    logs.configure(log_format)
+    # The ticker's queries run every tick outside any rollout: spans of them would bury
+    # the rollouts' traces, so only its task sends are traced.
+    tracing.configure(process, sql=process != "ticker")
+    if metrics_port is not None:
+        metrics.serve(metrics_port)
