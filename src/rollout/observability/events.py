@@ -96,9 +96,12 @@ def measuring(gate: str, upgrade: Upgrade) -> Iterator[Callable[[verdicts.Measur
 
 
 def _number(value: str | None) -> float | None:
-    """A measured value as a number; anything else a gate returned stays out of metrics."""
+    """A measured value ("error_rate 0.2", "status 503", "0.2") as a number; anything else
+    a gate returned stays out of metrics and spans."""
+    if not value or not value.split():
+        return None
     try:
-        return None if value is None else float(value)
+        return float(value.split()[-1])
     except ValueError:
         return None
 
