@@ -379,7 +379,8 @@ def api(
     application = create_app(
         settings.resolved_database_url(), _fleet(config), broker_url=settings.broker_url
     )
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    # log_config=None: uvicorn's lines go through the root handler, in ROLLOUT_LOG_FORMAT.
+    uvicorn.run(application, host=host, port=port, log_level="info", log_config=None)
 
 
 @app.command()

@@ -88,3 +88,6 @@ def configure(log_format: str = "text", level: str | int = "INFO") -> None:
     handler._rollout = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    # httpx logs every request's URL at INFO: a page channel's URL can be its secret (Slack
+    # and webhook URLs carry tokens), and a gate's URL is the environment's business.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
