@@ -3,15 +3,24 @@ structured logs, set up the same way by the api, worker, ticker and demo command
 
 from __future__ import annotations
 
+import sys
+
 from rollout.observability import logs, metrics, tracing
 
 
-def setup(process: str, *, log_format: str = "text", metrics_port: int | None = None) -> None:
-    """Logs in the format asked for, tracing if OTEL_TRACES_EXPORTER asks for it, and
-    /metrics on `metrics_port` when given (the API serves its own instead)."""
-    logs.configure(log_format)
+def setup(
+    process: str, *, log_format: str | None = "text", metrics_port: int | None = None
+) -> None:
+    """Logs in the format asked for (None: leave logging alone), tracing if
+    OTEL_TRACES_EXPORTER asks for it, and /metrics on `metrics_port` when given (the API
+    serves its own instead). A setting it cannot honour stops the process with its reason."""
+    if log_format is not None:
+        logs.configure(log_format)
     # The ticker's queries run every tick outside any rollout: spans of them would bury
     # the rollouts' traces, so only its task sends are traced.
-    tracing.configure(process, sql=process != "ticker")
+    try:
+        tracing.configure(process, sql=process != "ticker")
+    except tracing.TracingConfigError as error:
+        sys.exit(f"error: {error}")
     if metrics_port is not None:
         metrics.serve(metrics_port)
