@@ -62,7 +62,9 @@ def stepping(upgrade: Upgrade, rollout: Rollout) -> Iterator[None]:
     name = _STEP.get(state, f"step {state.value}")
     with (
         about(rollout_id=upgrade.rollout_id, upgrade_id=upgrade.id),
-        tracing.upgrade_span(name, rollout.traceparent, upgrade.id, _facts(upgrade)),
+        tracing.upgrade_span(
+            name, rollout.traceparent, upgrade.id, _facts(upgrade) if tracing.enabled() else {}
+        ),
     ):
         yield
 
