@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -50,11 +51,11 @@ def test_an_exporter_this_build_lacks_is_refused_by_name(
         tracing.exporters_from_environment(environ)
 
 
-def test_tracing_off_records_nothing_and_stores_no_traceparent() -> None:
+def test_tracing_off_records_nothing() -> None:
     assert not tracing.enabled()
     with tracing.span("anything", {"rollout.id": 1}) as opened:
         assert opened is None
-        assert tracing.current_traceparent() is None
+        assert not trace.get_current_span().get_span_context().is_valid
     with tracing.upgrade_span("step deploy", "00-" + "1" * 32 + "-" + "2" * 16 + "-01", 3, {}):
         assert not trace.get_current_span().get_span_context().is_valid
 
@@ -83,6 +84,14 @@ def test_steps_hang_under_the_upgrade_span_written_after_them(
     assert step.parent.span_id == upgrade.context.span_id
     assert upgrade.parent.span_id == submit.context.span_id
     assert len({s.context.trace_id for s in (submit, step, upgrade)}) == 1
+
+
+def test_a_rollout_submitted_untraced_still_gets_a_trace_of_its_own() -> None:
+    assert not tracing.enabled()
+    first, second = tracing.current_traceparent(), tracing.current_traceparent()
+    pattern = r"00-[0-9a-f]{32}-[0-9a-f]{16}-01"
+    assert re.fullmatch(pattern, first) and re.fullmatch(pattern, second)
+    assert first.split("-")[1] != second.split("-")[1]
 
 
 def _record(message: str) -> logging.LogRecord:

@@ -144,12 +144,16 @@ def submit(
     else:
         from rollout.engine.runtime import Runtime
         from rollout.engine.submission import submit as submit_release
+        from rollout.observability import setup, tracing
 
         fleet = _fleet(config)
+        setup("cli", log_format=None)  # the rollout's trace starts here when OTEL_* asks
         try:
             result = submit_release(Runtime.from_settings(), fleet, service, version, digest)
         except SubmitError as error:
             raise fail(str(error)) from None
+        finally:
+            tracing.flush()
     if result.created:
         out.print(f"submitted {service} {version}: rollout {result.rollout_id}", highlight=False)
         for old in result.superseded:

@@ -163,13 +163,17 @@ def instrument_app(app: Any) -> None:
     FastAPIInstrumentor.instrument_app(app, tracer_provider=_provider, excluded_urls="metrics")
 
 
-def current_traceparent() -> str | None:
-    """The current span as a W3C traceparent, to store on a rollout; None when off."""
-    if _tracer is None:
-        return None
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier)
-    return carrier.get("traceparent")
+def current_traceparent() -> str:
+    """The current span as a W3C traceparent, to store on a rollout. Outside a span (the
+    submitter traces nothing) a fresh one: the rollout's steps still form one trace in
+    workers that trace, under a root nobody wrote."""
+    if _tracer is not None:
+        carrier: dict[str, str] = {}
+        _propagator.inject(carrier)
+        if "traceparent" in carrier:
+            return carrier["traceparent"]
+    ids = RandomIdGenerator()
+    return f"00-{ids.generate_trace_id():032x}-{ids.generate_span_id():016x}-01"
 
 
 def trace_id() -> str | None:
