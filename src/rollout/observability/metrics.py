@@ -10,6 +10,7 @@ so Prometheus scrapes one port per worker however large its pool."""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -91,10 +92,14 @@ def seconds(delta: timedelta) -> float:
     return max(delta.total_seconds(), 0.0)
 
 
-def use_multiprocess_dir(directory: Path | None = None) -> Path:
+def use_multiprocess_dir() -> Path:
     """Switch this process (and the ones it forks) to multiprocess mode in an empty
-    directory; call before any metric has recorded a value."""
-    path = directory or Path(tempfile.mkdtemp(prefix="rollout-metrics-"))
+    directory (PROMETHEUS_MULTIPROC_DIR if set, else a fresh temporary one); call before
+    any metric has recorded a value."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    path = Path(given) if given else Path(tempfile.mkdtemp(prefix="rollout-metrics-"))
+    if not given:
+        atexit.register(_forget, path, os.getpid())
     if path.exists():
         shutil.rmtree(path)  # counts of a previous run must not add to this one's
     path.mkdir(parents=True)
@@ -103,6 +108,13 @@ def use_multiprocess_dir(directory: Path | None = None) -> Path:
     # no value exists yet and the children made from now on write to the directory.
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     return path
+
+
+def _forget(directory: Path, owner: int) -> None:
+    """The worker stopped: its counts go with it (Prometheus keeps what it scraped). Only
+    the process that made the directory removes it, never a pool process on its way out."""
+    if os.getpid() == owner:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:
