@@ -147,6 +147,11 @@ def shutdown() -> None:
             instrumentor.uninstrument()
     _provider.shutdown()
     _provider, _tracer = None, None
+    from rollout.store.database import engine_for, session_factory
+
+    # Engines made while tracing carry its listeners: later callers get fresh ones.
+    engine_for.cache_clear()
+    session_factory.cache_clear()
 
 
 def flush() -> None:
