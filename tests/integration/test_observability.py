@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -357,6 +358,9 @@ def test_the_trace_crosses_processes_and_each_process_counts_what_it_did(
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
             # Export within a tenth of a second, not the default five.
             "OTEL_BSP_SCHEDULE_DELAY": "100",
+            # For `rollout submit`: through the API, as a pipeline does.
+            "ROLLOUT_API_URL": f"http://127.0.0.1:{api_port}",
+            "ROLLOUT_TOKEN": secret,
         }
         cluster = Cluster(env, url, tmp_path)
         try:
@@ -370,14 +374,12 @@ def test_the_trace_crosses_processes_and_each_process_counts_what_it_did(
             wait_for(lambda: _up(ticker_port), 30, "the ticker's /metrics")
             before = _scrape(worker_port)
 
-            answer = httpx.post(
-                f"http://127.0.0.1:{api_port}/v1/releases",
-                json={"service": BAD[0], "version": BAD[1]},
-                headers={"Authorization": f"Bearer {secret}"},
-                timeout=10,
-            )
-            assert answer.status_code == 201, answer.text
-            rollout_id = answer.json()["rollout_id"]
+            # As a pipeline submits: the CLI through the API (its trace context in a header).
+            submitted = cluster.rollout("submit", *BAD)
+            assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+            found = re.search(r"rollout (\d+)", submitted.stdout)
+            assert found is not None, submitted.stdout
+            rollout_id = int(found.group(1))
             wait_for(lambda: _settled(url, rollout_id), 90, "the rollout to fail and page")
 
             def delivered_span() -> list[ReceivedSpan]:
@@ -399,11 +401,14 @@ def test_the_trace_crosses_processes_and_each_process_counts_what_it_did(
         finally:
             cluster.stop()
 
-    # One trace id from the API process's server span to the worker's page delivery.
+    # One trace id from the pipeline's call, through the API process's server span, to the
+    # worker's page delivery.
     (server,) = [
         s for s in spans if s.process == "rollout-api" and s.kind == 2 and "/v1/releases" in s.name
     ]
     trace = server.trace_id
+    (call,) = [s for s in spans if s.process == "rollout-cli" and s.kind == 3]  # CLIENT
+    assert (call.trace_id, call.span_id) == (trace, server.parent_id)
     assert delivery.trace_id == trace
     assert delivery.process == "rollout-worker"
     in_trace = {(s.process, s.name) for s in spans if s.trace_id == trace}

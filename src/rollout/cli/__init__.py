@@ -126,7 +126,11 @@ def submit(
     """Submit a release; it rolls out through the stages (through the API when
     ROLLOUT_API_URL and ROLLOUT_TOKEN are set)."""
     from rollout.engine.submission import SubmitError, Submitted
+    from rollout.observability import setup
 
+    # The rollout's trace starts here when OTEL_* asks (through the API: in its header);
+    # the SDK sends what it holds when the process exits.
+    setup("cli", log_format=None)
     remote = _remote()
     if remote is not None:
         answer = _ask(
@@ -144,16 +148,12 @@ def submit(
     else:
         from rollout.engine.runtime import Runtime
         from rollout.engine.submission import submit as submit_release
-        from rollout.observability import setup, tracing
 
         fleet = _fleet(config)
-        setup("cli", log_format=None)  # the rollout's trace starts here when OTEL_* asks
         try:
             result = submit_release(Runtime.from_settings(), fleet, service, version, digest)
         except SubmitError as error:
             raise fail(str(error)) from None
-        finally:
-            tracing.flush()
     if result.created:
         out.print(f"submitted {service} {version}: rollout {result.rollout_id}", highlight=False)
         for old in result.superseded:
