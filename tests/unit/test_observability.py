@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -13,7 +14,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from rollout.observability import logs, tracing
+from rollout.observability import logs, setup, tracing
 from rollout.observability.events import _number
 
 
@@ -134,3 +135,12 @@ def test_only_numbers_of_a_measurement_reach_metrics(
     value: str | None, number: float | None
 ) -> None:
     assert _number(value) == number
+
+
+def test_a_metrics_port_already_taken_stops_the_process_with_its_reason() -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit, match=f"cannot serve /metrics on port {port}"):
+            setup("unit", log_format=None, metrics_port=port)

@@ -23,4 +23,7 @@ def setup(
     except tracing.TracingConfigError as error:
         sys.exit(f"error: {error}")
     if metrics_port is not None:
-        metrics.serve(metrics_port)
+        try:
+            metrics.serve(metrics_port)
+        except OSError as error:  # the port is taken (another worker on this host?)
+            sys.exit(f"error: cannot serve /metrics on port {metrics_port}: {error.strerror}")
