@@ -21,6 +21,7 @@ from rollout.api import reads
 from rollout.api.auth import READERS, STEERERS, allow, check_team, forbidden, visible_team
 from rollout.api.page_actions import PageAction
 from rollout.api.schemas import (
+    AgentTokenIn,
     AssignmentOut,
     EnvironmentList,
     ErrorOut,
@@ -60,6 +61,7 @@ from rollout.engine.responding import ResponseRefused, respond
 from rollout.engine.runtime import Runtime, utcnow
 from rollout.engine.steering import NoSuchRollout, Steered, SteeringRefused
 from rollout.engine.submission import SubmitError, paging_spec, submit
+from rollout.observability import metrics, tracing
 from rollout.store.database import engine_for, reading, transaction
 from rollout.store.models import Page, Release
 from rollout.store.tokens import (
@@ -121,6 +123,14 @@ def create_app(
     runtime = runtime or Runtime(database_url, database_url, now=now)
     _errors(app)
     app.add_middleware(BodyLimit, limit=max_body)
+    tracing.instrument_app(app)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus' text format; unauthenticated as scrapers are, and no label holds a
+        secret or a payload."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> Health:
@@ -166,7 +176,9 @@ def create_app(
             result = submit(runtime, fleet, body.service, body.version, body.digest)
         except SubmitError as error:
             # Pattern checks ran above, so what submit() refuses is a clash with the record.
+            metrics.SUBMISSIONS.labels("refused").inc()
             raise HTTPException(409, str(error)) from None
+        metrics.SUBMISSIONS.labels("created" if result.created else "same").inc()
         with reading(database_url) as session:
             release = session.get(Release, result.release_id)
             digest = release.digest if release is not None else body.digest
@@ -442,12 +454,15 @@ def create_app(
         """Create a token; its secret is in this answer only."""
         services = body.services if isinstance(body, PipelineTokenIn) else []
         team = body.team if isinstance(body, TeamTokenIn) else None
-        problem = grant_problem(fleet, services, team)
+        places = body.environments if isinstance(body, AgentTokenIn) else []
+        problem = grant_problem(fleet, services, team, places)
         if problem is not None:
             raise HTTPException(404, problem)
         try:
             with transaction(database_url) as session:
-                info, secret = create_token(session, body.scope, now(), services, team, body.note)
+                info, secret = create_token(
+                    session, body.scope, now(), services, team, body.note, places
+                )
         except TokenError as error:
             raise HTTPException(422, str(error)) from None
         return TokenCreated(token=_token_view(info), secret=secret)
@@ -463,6 +478,9 @@ def create_app(
             raise HTTPException(404, f"no token {token_id}")
         return _token_view(info)
 
+    from rollout.api.agents import agents_router
+
+    app.include_router(agents_router(database_url, now))
     known.update(_known_query_parameters(app))
     return app
 
@@ -499,6 +517,7 @@ def _token_view(info: TokenInfo) -> TokenView:
         note=info.note,
         created_at=info.created_at,
         revoked_at=info.revoked_at,
+        environments=list(info.environments),
     )
 
 

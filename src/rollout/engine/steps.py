@@ -30,6 +30,7 @@ from rollout.domain.states import (
 )
 from rollout.drivers import DeployPhase, DeployRequest, Driver, driver_for
 from rollout.engine.dispatch import Nudge
+from rollout.engine.entry import admit
 from rollout.engine.outbox import SAME_FACTS, address
 from rollout.engine.progress import (
     halt,
@@ -41,6 +42,7 @@ from rollout.engine.progress import (
 )
 from rollout.engine.runtime import Runtime
 from rollout.gates import GateContext, measure, policy_of
+from rollout.observability import events
 from rollout.store.database import is_postgresql, transaction
 from rollout.store.models import Installation, Measurement, Page, Release, Rollout, Upgrade
 
@@ -92,29 +94,31 @@ class _Claimed:
 def _step_batch(runtime: Runtime, claims: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """One step of each upgrade still claimed; return the claims to go on with at once."""
     now = runtime.now()
-    claimed, retry = _read_and_take(runtime, claims, now)
+    claimed, retry, entering = _read_and_take(runtime, claims, now)
     by_rollout: dict[int, list[tuple[int, int, Outcome]]] = defaultdict(list)
+    for item in entering:
+        # An air-gapped environment lets in only an artifact that passed its check.
+        admitted = admit(runtime, item.upgrade, item.rollout, item.claim)
+        if admitted is None:
+            continue
+        claim, blocked = admitted
+        if blocked is not None:
+            outcome = Outcome(UpgradeState.BLOCKED, reason=blocked)
+            by_rollout[item.upgrade.rollout_id].append((item.upgrade.id, claim, outcome))
+            continue
+        checked = runtime.now()  # the check may have taken minutes
+        with transaction(runtime.database_url) as session:
+            took = _take(session, runtime, [(item.upgrade.id, claim)], checked)
+        if item.upgrade.id in took:
+            item.upgrade.state, item.upgrade.deploy_started_at = UpgradeState.DEPLOYING, checked
+            item.upgrade.from_version, item.claim = took[item.upgrade.id], claim + 1
+            claimed.append(item)
+        else:
+            retry.append((item.upgrade.id, claim))  # a plan holds it (or took it back)
     for item in claimed:
         upgrade = item.upgrade
-        driver = driver_for(upgrade.driver, runtime.simulator_url)
-        try:
-            if item.deploy:
-                driver.start(
-                    DeployRequest(
-                        deploy_key(upgrade),
-                        upgrade.environment,
-                        upgrade.service,
-                        upgrade.to_version,
-                    )
-                )
-            outcome = _act(upgrade, item.rollout, driver, item.taken, runtime.now())
-        except Exception as error:  # the driver or a gate broke: try again after a pause
-            log.warning("upgrade %s step in %s failed: %s", upgrade.id, upgrade.state, error)
-            outcome = Outcome(
-                UpgradeState(upgrade.state),
-                due_in=_poll(upgrade),
-                reason=f"retrying: {error}",
-            )
+        with events.stepping(upgrade, item.rollout):
+            outcome = _step_in_hand(runtime, item)
         by_rollout[upgrade.rollout_id].append((upgrade.id, item.claim, outcome))
         if outcome.due_in == timedelta(0) and outcome.state is not UpgradeState(upgrade.state):
             # A failure: its page and its rollback wait for no other upgrade of the batch.
@@ -126,14 +130,48 @@ def _step_batch(runtime: Runtime, claims: list[tuple[int, int]]) -> list[tuple[i
     return go_on
 
 
+def _step_in_hand(runtime: Runtime, item: _Claimed) -> Outcome:
+    """The I/O of one step, outside any transaction: what the driver and the gates say."""
+    upgrade = item.upgrade
+    driver = driver_for(upgrade.driver, runtime.simulator_url, runtime.database_url)
+    now = runtime.now()
+    try:
+        if item.deploy:
+            driver.start(
+                DeployRequest(
+                    deploy_key(upgrade), upgrade.environment, upgrade.service, upgrade.to_version
+                )
+            )
+        return _act(upgrade, item.rollout, driver, item.taken, now)
+    except Exception as error:  # the driver or a gate broke: try again after a pause
+        log.warning("upgrade %s step in %s failed: %s", upgrade.id, upgrade.state, error)
+        started = upgrade.deploy_started_at
+        if (
+            upgrade.state == UpgradeState.DEPLOYING
+            and started
+            and now - started > _timeout(upgrade)
+        ):
+            # A driver that never answers (a hung agent) must not hold the upgrade forever.
+            return _roll_back(f"deploy did not finish within {_timeout(upgrade)}: {error}")
+        return Outcome(
+            UpgradeState(upgrade.state), due_in=_poll(upgrade), reason=f"retrying: {error}"
+        )
+
+
+def _needs_entry_check(upgrade: Upgrade, rollout: Rollout) -> bool:
+    return rollout.plan.get("artifacts") is not None and upgrade.environment in rollout.plan.get(
+        "air_gapped", []
+    )
+
+
 def _read_and_take(
     runtime: Runtime, claims: list[tuple[int, int]], now: datetime
-) -> tuple[list[_Claimed], list[tuple[int, int]]]:
+) -> tuple[list[_Claimed], list[tuple[int, int]], list[_Claimed]]:
     """Read the upgrades whose claims are still ours and take the READY ones for deploy, in
     one transaction committed before any driver is asked: a rollout halted in the meantime
     either cancels an upgrade first or finds it deploying, never both. Returns what to step
-    now, and READY upgrades to try again because a plan of their rollout holds them."""
-    postgres = is_postgresql(runtime.database_url)
+    now, READY upgrades to try again because a plan of their rollout holds them, and READY
+    upgrades whose artifact must be checked before they may be taken (air-gapped)."""
     with transaction(runtime.database_url) as session:
         rows = session.execute(
             select(Upgrade, Rollout)
@@ -152,47 +190,21 @@ def _read_and_take(
                 .order_by(Measurement.id)
             ):
                 taken[measurement.upgrade_id].append(measurement)
-        ready = [(u.id, u.claim) for u, _ in live if u.state == UpgradeState.READY]
-        took: dict[int, str | None] = {}
-        if ready:
-            # Never wait for a row here: a plan of its rollout holds the rollout first and
-            # then its rows, so waiting while holding other rows could deadlock with it.
-            lockable = select(Upgrade.id).where(
-                tuple_(Upgrade.id, Upgrade.claim).in_(ready), Upgrade.state == UpgradeState.READY
-            )
-            if postgres:
-                lockable = lockable.order_by(Upgrade.id).with_for_update(skip_locked=True)
-            free = list(session.scalars(lockable))
-            if free:
-                installed = (
-                    select(Installation.version)
-                    .where(
-                        Installation.environment == Upgrade.environment,
-                        Installation.service == Upgrade.service,
-                    )
-                    .scalar_subquery()
-                )
-                took = {
-                    row.id: row.from_version
-                    for row in session.execute(
-                        update(Upgrade)
-                        .where(Upgrade.id.in_(free))
-                        .values(
-                            state=UpgradeState.DEPLOYING,
-                            claim=Upgrade.claim + 1,
-                            deploy_started_at=now,
-                            from_version=installed,
-                            due_at=now + runtime.lease,
-                        )
-                        .returning(Upgrade.id, Upgrade.from_version)
-                        .execution_options(synchronize_session=False)
-                    )
-                }
+        ready = [
+            (u.id, u.claim)
+            for u, r in live
+            if u.state == UpgradeState.READY and not _needs_entry_check(u, r)
+        ]
+        took = _take(session, runtime, ready, now) if ready else {}
         session.expunge_all()
     claimed: list[_Claimed] = []
     retry: list[tuple[int, int]] = []
+    entering: list[_Claimed] = []
     for upgrade, rollout in live:
         claim, deploy = upgrade.claim, upgrade.state == UpgradeState.READY
+        if deploy and _needs_entry_check(upgrade, rollout):
+            entering.append(_Claimed(upgrade, rollout, claim, [], deploy))
+            continue
         if deploy:
             if upgrade.id not in took:
                 retry.append((upgrade.id, claim))
@@ -200,7 +212,48 @@ def _read_and_take(
             upgrade.state, upgrade.deploy_started_at = UpgradeState.DEPLOYING, now
             upgrade.from_version, claim = took[upgrade.id], claim + 1
         claimed.append(_Claimed(upgrade, rollout, claim, taken[upgrade.id], deploy))
-    return claimed, retry
+    return claimed, retry, entering
+
+
+def _take(
+    session: Session, runtime: Runtime, ready: list[tuple[int, int]], now: datetime
+) -> dict[int, str | None]:
+    """Take READY upgrades whose claims are ours for deploy; return the version each rolls
+    back to, by id."""
+    # Never wait for a row here: a plan of its rollout holds the rollout first and then its
+    # rows, so waiting while holding other rows could deadlock with it.
+    lockable = select(Upgrade.id).where(
+        tuple_(Upgrade.id, Upgrade.claim).in_(ready), Upgrade.state == UpgradeState.READY
+    )
+    if is_postgresql(runtime.database_url):
+        lockable = lockable.order_by(Upgrade.id).with_for_update(skip_locked=True)
+    free = list(session.scalars(lockable))
+    if not free:
+        return {}
+    installed = (
+        select(Installation.version)
+        .where(
+            Installation.environment == Upgrade.environment,
+            Installation.service == Upgrade.service,
+        )
+        .scalar_subquery()
+    )
+    return {
+        row.id: row.from_version
+        for row in session.execute(
+            update(Upgrade)
+            .where(Upgrade.id.in_(free))
+            .values(
+                state=UpgradeState.DEPLOYING,
+                claim=Upgrade.claim + 1,
+                deploy_started_at=now,
+                from_version=installed,
+                due_at=now + runtime.lease,
+            )
+            .returning(Upgrade.id, Upgrade.from_version)
+            .execution_options(synchronize_session=False)
+        )
+    }
 
 
 def _poll(upgrade: Upgrade) -> timedelta:
@@ -274,7 +327,9 @@ def _verify(
         verdict = verdicts.judge(policy, history[policy.name], started)
         running = verdict.state is verdicts.VerdictState.RUNNING
         if running and verdict.next_due is not None and verdict.next_due <= now:
-            taken_now = measure(spec, context, now)
+            with events.measuring(policy.name, upgrade) as measured:
+                taken_now = measure(spec, context, now)
+                measured(taken_now)
             new.append((policy.name, taken_now))
             history[policy.name].append(taken_now)
             verdict = verdicts.judge(policy, history[policy.name], started)
@@ -344,11 +399,19 @@ def _apply(
             )
         ).all()
         plan_again = False
+        moved = []
         for upgrade_id, claim, outcome in outcomes:
             upgrade = upgrades.get(upgrade_id)
             if upgrade is None or upgrade.claim != claim:
                 continue  # the lease ran out and the row moved on without us
+            before = UpgradeState(upgrade.state)
             again, changed = _write(session, rollout, upgrade, outcome, now, runtime)
+            after = UpgradeState(upgrade.state)
+            # A release recalled while it verified turns a success into a roll-off (_write).
+            recalled = outcome.recalled or (
+                outcome.state is UpgradeState.SUCCEEDED and after is UpgradeState.ROLLING_BACK
+            )
+            moved.append((upgrade, before, after, recalled))
             if again is not None:
                 go_on.append((upgrade.id, again))
             plan_again = plan_again or changed
@@ -356,6 +419,9 @@ def _apply(
                 finished.add(upgrade.service)
         if plan_again:
             nudges += replan(session, rollout, runtime)
+        traceparent = rollout.traceparent
+    for upgrade, before, after, recalled in moved:
+        events.moved(traceparent, upgrade, before, after, now, recalled=recalled)
     for service in finished:
         # After the commit, in a transaction of its own: it locks other rollouts, and holding
         # ours meanwhile could deadlock with theirs. If it is lost, their recheck finds it.
@@ -455,6 +521,9 @@ def _consequences(
         _page(session, rollout, upgrade, PageKind.DECISION, outcome, now)
     elif state is UpgradeState.ROLLBACK_FAILED:
         _page(session, rollout, upgrade, PageKind.ROLLBACK_FAILED, outcome, now)
+    elif state is UpgradeState.BLOCKED:
+        halt(session, rollout, f"{upgrade.environment}: {outcome.reason}")
+        _page(session, rollout, upgrade, PageKind.BLOCKED, outcome, now)
     elif not state.final:
         return False  # deploying or verifying: the plan counts them alike, nothing to re-plan
     return True
@@ -469,6 +538,8 @@ def _page(
     now: datetime,
 ) -> None:
     key = dedup_key(rollout.id, outcome.failed_gate, upgrade.environment)
+    if kind is PageKind.BLOCKED:
+        key = dedup_key(rollout.id, "entry", upgrade.environment)
     if kind is PageKind.ROLLBACK_FAILED:
         key += "/rollback"
     if session.execute(select(Page.id).where(Page.dedup_key == key)).first() is not None:
