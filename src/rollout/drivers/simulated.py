@@ -130,7 +130,7 @@ class SimulatedFleet:
         with connection(self.url) as db:
             row = _settle(db, key)
         if row is None:
-            return DeployStatus(DeployPhase.FAILED, f"no deploy {key}")
+            return DeployStatus(DeployPhase.UNKNOWN, f"no deploy {key}")
         if row.ready_at > _now():
             return DeployStatus(DeployPhase.RUNNING, "deploying")
         if row.fails:

@@ -183,7 +183,16 @@ def _deploying(upgrade: Upgrade, rollout: Rollout, driver: Driver, now: datetime
     if status.phase is DeployPhase.FAILED:
         return _roll_back(f"deploy failed: {status.message}")
     assert upgrade.deploy_started_at is not None
-    if now - upgrade.deploy_started_at > _timeout(upgrade):
+    timed_out = now - upgrade.deploy_started_at > _timeout(upgrade)
+    if status.phase is DeployPhase.UNKNOWN and not timed_out:
+        # Taken for deploy, but its worker died before asking the driver: ask now. The key
+        # is the same, so however many ask, it is one deploy.
+        request = DeployRequest(
+            deploy_key(upgrade), upgrade.environment, upgrade.service, upgrade.to_version
+        )
+        driver.start(request)
+        return Outcome(UpgradeState.DEPLOYING, due_in=_poll(upgrade))
+    if timed_out:
         return _roll_back(f"deploy did not finish within {_timeout(upgrade)}")
     return Outcome(UpgradeState.DEPLOYING, due_in=_poll(upgrade))
 
