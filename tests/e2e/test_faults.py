@@ -44,6 +44,7 @@ BAD_EVERY = 8  # svc-7, svc-15, … release a version whose gate fails in canary
 SLOW = "svc-0"  # its release deploys slowly; production-0's timeout is shorter than that
 LEASE_S = 5
 KILL_EVERY_S = 3.0
+WORKER_GRACE_S = 8.0  # a worker is killed only once it has been up this long
 REFUSE_500, REFUSE_429 = 6, 6  # the pager's first answers
 FINAL = ("succeeded", "failed", "superseded")
 
@@ -253,7 +254,7 @@ def _fleet() -> Fleet:
                 "initial_version": "1.0.0",
                 "faults": [
                     {"version": "2.0.0-bad", "health": "unhealthy"},
-                    {"service": SLOW, "version": "2.0.0-slow", "deploy_seconds": 6},
+                    {"service": SLOW, "version": "2.0.0-slow", "deploy_seconds": 30},
                 ],
             },
         }
@@ -307,6 +308,7 @@ class Stack:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     others: list[subprocess.Popen[bytes]] = field(default_factory=list)
     started: int = 0
+    born: dict[int, float] = field(default_factory=dict)  # worker pid -> when it started
 
     def start(self, name: str, args: list[str], url: str | None = None) -> subprocess.Popen[bytes]:
         env = {**self.env, "ROLLOUT_DATABASE_URL": url or self.database_url}
@@ -325,6 +327,7 @@ class Stack:
         process = self.start(
             f"worker-{slot}", ["worker", "--concurrency", "2", "--loglevel", "WARNING"]
         )
+        self.born[process.pid] = time.monotonic()
         if slot < len(self.workers):
             self.workers[slot] = process
         else:
@@ -381,8 +384,14 @@ class Chaos:
             for slot, worker in enumerate(self.stack.workers):
                 if worker.poll() is not None:
                     self.stack.start_worker(slot)
-            # A victim among the workers that are up and running tasks in their pools.
-            running = [w for w in self.stack.workers if _pool_children(w.pid)]
+            # A victim among the workers up long enough to be taking tasks: on a loaded
+            # machine a worker takes seconds to start, and killing it sooner only stalls.
+            now = time.monotonic()
+            running = [
+                w
+                for w in self.stack.workers
+                if _pool_children(w.pid) and now - self.stack.born[w.pid] > WORKER_GRACE_S
+            ]
             if running:
                 worker = rng.choice(running)
                 children = _pool_children(worker.pid)
@@ -566,6 +575,20 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
     }
     (tmp_path / "evidence.json").write_text(json.dumps(evidence, indent=1))
 
+    # No timer was claimed twice: each ticker claim took a row whose due time had come by
+    # the claiming ticker's own clock (its new due time is its now + the lease), never one
+    # another ticker had just moved a lease ahead or a finished row (no due time), and no
+    # due time was claimed by more than one claim.
+    assert set(figures["claims"]) == {"ticker-a", "ticker-b"}, "both tickers claimed rows"
+    early = [
+        c
+        for c in claims
+        if c.old_due is None or (c.new_due - c.old_due).total_seconds() < LEASE_S - 0.001
+    ]
+    assert not early, f"{len(early)} of {len(claims)} claims took a row not due: {early[:3]}"
+    twice = Counter((c.tbl, c.row_id, c.old_due) for c in claims)
+    assert max(twice.values()) == 1, [k for k, n in twice.items() if n > 1][:5]
+
     # The faults happened.
     assert len(deployed) >= 2000, figures
     assert sum(chaos.kills.values()) >= 10, figures
@@ -618,12 +641,3 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
     by_key = {key: body["dedup_key"] for key, body in pager.accepted}
     assert len(taken) == len(deliveries), (len(taken), len(deliveries))
     assert Counter(by_key.values()) == {p.dedup_key: 2 for p in pages}
-
-    # No timer was claimed twice: each ticker claim took a row whose due time had come by
-    # the claiming ticker's own clock (its new due time is its now + the lease), and no
-    # due time was claimed by more than one claim.
-    assert set(figures["claims"]) == {"ticker-a", "ticker-b"}, "both tickers claimed rows"
-    early = [c for c in claims if (c.new_due - c.old_due).total_seconds() < LEASE_S - 0.001]
-    assert not early, f"{len(early)} rows claimed before they were due: {early[:5]}"
-    twice = Counter((c.tbl, c.row_id, c.old_due) for c in claims)
-    assert max(twice.values()) == 1, [k for k, n in twice.items() if n > 1][:5]
