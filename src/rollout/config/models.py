@@ -44,6 +44,7 @@ __all__ = [
     "Fleet",
     "Gate",
     "HttpGate",
+    "MaintenanceWindow",
     "Member",
     "PrometheusGate",
     "Requirement",
@@ -383,6 +384,44 @@ class CommandDriver(_Model):
         return self.timeout + timedelta(minutes=1)
 
 
+# --- maintenance windows ------------------------------------------------------------------------
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _clock(value: object) -> object:
+    # YAML 1.1 reads an unquoted 16:00 as the base-60 number 960: refuse it, never guess.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(
+            f'a time of day must be a quoted string "HH:MM": YAML read the number {value!r}'
+        )
+    return value
+
+
+class MaintenanceWindow(_Model):
+    """A weekly window in which upgrades may start; `end` at or before `start` ends on the
+    next day (a window across midnight)."""
+
+    days: Annotated[list[Day], Field(min_length=1)]
+    start: Annotated[time, BeforeValidator(_clock)]
+    end: Annotated[time, BeforeValidator(_clock)]
+    zone: str
+
+    @field_validator("zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return Member._known_zone(value)
+
+    @model_validator(mode="after")
+    def _has_length(self) -> MaintenanceWindow:
+        if self.start == self.end:
+            raise ValueError(
+                f"a window from {self.start:%H:%M} to {self.end:%H:%M} has no length "
+                "(for a whole day, leave the windows out: no windows means always open)"
+            )
+        return self
+
+
 # A discriminated union on `type`; an http agent driver joins it later.
 Driver = Annotated[SimulatedDriver | CommandDriver, Field(discriminator="type")]
 
@@ -392,6 +431,8 @@ class Environment(_Model):
     stage: Name
     driver: Driver
     labels: Labels = Field(default_factory=dict)
+    # Upgrades start only inside one of these; none: always open.
+    windows: list[MaintenanceWindow] = Field(default_factory=list)
 
 
 class EnvironmentSelector(_Model):
@@ -597,6 +638,8 @@ class Service(_Model):
     environments: EnvironmentSelector | None = None
     requires: list[Requirement] = Field(default_factory=list)
     gates: list[Gate] = Field(default_factory=list)
+    # Upgrades start only inside one of these (and the environment's); none: always open.
+    windows: list[MaintenanceWindow] = Field(default_factory=list)
 
     def runs_in(self, environment: Environment) -> bool:
         return self.environments is None or self.environments.matches(environment)
