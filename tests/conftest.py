@@ -201,7 +201,7 @@ def cluster(
         cluster.stop()
 
 
-TABLES = "pages, measurements, upgrades, rollouts, releases, installations"
+TABLES = "pages, measurements, upgrades, rollouts, releases, installations, freezes"
 
 
 @pytest.fixture

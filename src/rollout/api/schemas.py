@@ -286,3 +286,35 @@ class RecalledOut(Strict):
     changed: bool = Field(description="false: it was recalled already")
     rolling_off: list[str] = Field(description="environments going back to their last good version")
     message: str
+
+
+FreezeKind = Literal["environment", "service"]
+
+
+class FreezeIn(Strict):
+    target: Name = Field(description="an environment or a service of the fleet")
+    until: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="an ISO time (UTC when it names no zone) or a duration from now: 2h, 90m"
+    )
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    kind: FreezeKind | None = Field(
+        default=None, description="only when the name is both an environment and a service"
+    )
+
+
+class FreezeOut(Strict):
+    kind: FreezeKind
+    target: str
+    until: datetime
+    reason: str
+    created_at: datetime
+    message: str
+
+
+class FreezeList(Strict):
+    freezes: list[FreezeOut]
+
+
+class UnfrozenOut(Strict):
+    changed: bool = Field(description="false: it was not frozen")
+    message: str

@@ -36,6 +36,7 @@ from rollout.engine.progress import (
     lock_rollout,
     replan,
     uninstall,
+    wake_dependents,
     wake_waiting,
 )
 from rollout.engine.runtime import Runtime
@@ -321,6 +322,7 @@ def _apply(
         # After the commit, in a transaction of its own: it locks other rollouts, and holding
         # ours meanwhile could deadlock with theirs. If it is lost, their recheck finds it.
         wake_waiting(runtime, upgrade.service, rollout_id)
+        wake_dependents(runtime, upgrade.environment, upgrade.service)
     runtime.dispatcher.send(nudges)
     return go_on
 
