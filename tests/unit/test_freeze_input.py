@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -51,3 +51,10 @@ def test_a_target_is_an_environment_or_a_service_of_the_fleet() -> None:
         target_kind(fleet, "prod-9")
     with pytest.raises(FreezeRefused, match="unknown service 'prod-1'"):
         target_kind(fleet, "prod-1", "service")
+
+
+def test_until_from_the_api_may_be_a_parsed_time() -> None:
+    assert parse_until(datetime(2027, 1, 1), NOW) == datetime(2027, 1, 1, tzinfo=UTC)
+    east = timezone(timedelta(hours=1))
+    with pytest.raises(FreezeRefused, match="is out of range"):
+        parse_until(datetime(1, 1, 1, tzinfo=east), NOW)

@@ -58,7 +58,14 @@ from rollout.config import NAME_PATTERN, Fleet
 from rollout.domain.oncall import Assignment
 from rollout.domain.states import RolloutState
 from rollout.engine import steering
-from rollout.engine.freezes import FreezeRefused, FreezeView, active_freezes, freeze, unfreeze
+from rollout.engine.freezes import (
+    FreezeRefused,
+    FreezeView,
+    UnknownTarget,
+    active_freezes,
+    freeze,
+    unfreeze,
+)
 from rollout.engine.outbox import on_call_now
 from rollout.engine.recall import NoSuchRelease, recall
 from rollout.engine.responding import Response as PageResponse
@@ -204,14 +211,24 @@ def create_app(
             message=done.message,
         )
 
-    @app.post("/v1/freezes", tags=["freezes"], status_code=201)
+    freeze_refused: dict[int | str, dict[str, Any]] = {
+        409: {
+            "model": ErrorOut,
+            "description": "the time is not in the future, or the name is both an environment "
+            "and a service",
+        }
+    }
+
+    @app.post("/v1/freezes", tags=["freezes"], status_code=201, responses=freeze_refused)
     def post_freeze(body: Annotated[FreezeIn, Body()], _: Steerer) -> FreezeOut:
         """Freeze an environment or a service until a time: no new upgrade starts there, and
         `rollout show` says so. Freezing it again replaces the time and the reason."""
         try:
             done = freeze(runtime, fleet, body.target, body.until, body.reason, body.kind)
+        except UnknownTarget as error:
+            raise HTTPException(404, str(error)) from None
         except FreezeRefused as error:
-            raise HTTPException(422, str(error)) from None
+            raise HTTPException(409, str(error)) from None
         return _freeze_out(done)
 
     @app.get("/v1/freezes", tags=["freezes"])

@@ -291,12 +291,16 @@ class RecalledOut(Strict):
 FreezeKind = Literal["environment", "service"]
 
 
+# Whole units, largest first, each at most once: 2h, 1h30m, 1d12h.
+FREEZE_DURATION_PATTERN = r"^(\d{1,6}d)?(\d{1,6}h)?(\d{1,6}m)?(\d{1,6}s)?$"
+
+
 class FreezeIn(Strict):
     target: Name = Field(description="an environment or a service of the fleet")
-    until: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
-        description="an ISO time (UTC when it names no zone) or a duration from now: 2h, 90m"
-    )
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    until: (
+        datetime | Annotated[str, StringConstraints(min_length=2, pattern=FREEZE_DURATION_PATTERN)]
+    ) = Field(description="an ISO time (UTC when it names no zone) or a duration: 2h, 1h30m")
+    reason: Annotated[str, StringConstraints(max_length=500, pattern=r"\S")]
     kind: FreezeKind | None = Field(
         default=None, description="only when the name is both an environment and a service"
     )

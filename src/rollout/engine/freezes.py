@@ -24,6 +24,10 @@ class FreezeRefused(ValueError):
     """The freeze was refused; the message says why in one line, and nothing was written."""
 
 
+class UnknownTarget(FreezeRefused):
+    """No environment or service of the fleet has that name."""
+
+
 @dataclass(frozen=True)
 class FreezeView:
     kind: str
@@ -43,14 +47,19 @@ class Unfrozen:
     message: str
 
 
-def parse_until(text: str, now: datetime) -> datetime:
+def parse_until(given: str | datetime, now: datetime) -> datetime:
     """An ISO time (UTC when it names no zone) or a duration from now such as 2h or 90m;
     refused when it is not in the future."""
-    text = text.strip()
-    until: datetime
+    text = given.isoformat() if isinstance(given, datetime) else given.strip()
     try:
-        until = now + parse_duration(text)
-    except ValueError:
+        if isinstance(given, datetime):
+            return _future(given, text, now)
+        try:
+            ahead = parse_duration(text)
+        except ValueError:
+            pass
+        else:
+            return _future(now + ahead, text, now)
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
@@ -58,8 +67,13 @@ def parse_until(text: str, now: datetime) -> datetime:
                 f"invalid until {text!r}: use an ISO time (2026-12-24T18:00+01:00) or a "
                 "duration (2h, 90m, 1d)"
             ) from None
-        until = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    until = until.astimezone(UTC)
+        return _future(parsed, text, now)
+    except OverflowError:
+        raise FreezeRefused(f"{text} is out of range") from None
+
+
+def _future(when: datetime, text: str, now: datetime) -> datetime:
+    until = (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).astimezone(UTC)
     if until <= now:
         raise FreezeRefused(f"{text} is not in the future (now is {at_utc(now)})")
     return until
@@ -75,7 +89,7 @@ def target_kind(fleet: Fleet, target: str, kind: str | None = None) -> str:
         found.append("service")
     if not found:
         what = kind or "environment or service"
-        raise FreezeRefused(f"unknown {what} {target!r}")
+        raise UnknownTarget(f"unknown {what} {target!r}")
     if len(found) > 1:
         raise FreezeRefused(f"{target!r} is an environment and a service: say which (--kind)")
     return found[0]
@@ -85,7 +99,7 @@ def freeze(
     runtime: Runtime,
     fleet: Fleet,
     target: str,
-    until: str,
+    until: str | datetime,
     reason: str,
     kind: str | None = None,
 ) -> FreezeView:
