@@ -185,11 +185,12 @@ def test_freezes_remotely_as_locally(api: Api) -> None:
     _refused(
         api.remote(operator, "freeze", "nowhere", "--until", "1h", "--reason", "x"),
         "unknown environment or service 'nowhere'",
-        "HTTP 422",
+        "HTTP 404",
     )
     _refused(
         api.remote(operator, "freeze", "prod-1", "--until", "2001-01-01T00:00", "--reason", "x"),
         "is not in the future",
+        "HTTP 409",
     )
     lifted = api.remote(operator, "unfreeze", "prod-1")
     assert lifted.stdout == "environment prod-1 unfrozen\n"
