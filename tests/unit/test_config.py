@@ -628,3 +628,19 @@ def test_maintenance_windows(tmp_path: Path) -> None:
     assert "quoted string" in found[0][1] and "960" in found[0][1]
     assert "no length" in found[1][1]
     assert "unknown time zone 'Mars/Olympus'" in found[3][1]
+
+
+def test_windows_that_never_overlap_are_a_warning(tmp_path: Path) -> None:
+    morning = '[{days: [mon], start: "06:00", end: "08:00", zone: UTC}]'
+    evening = '[{days: [mon, tue], start: "18:00", end: "20:00", zone: Europe/Berlin}]'
+    text = (
+        BASE.replace("    stage: production\n", f"    stage: production\n    windows: {evening}\n")
+        + f"    windows: {morning}\n"
+    )
+    fleet = load_fleet(write(tmp_path, text))
+    assert fleet.warnings() == [
+        "services[0].windows: never overlap the windows of environment prod-1; checkout would "
+        "never upgrade there"
+    ]
+    overlapping = text.replace('end: "08:00"', 'end: "18:30"')
+    assert load_fleet(write(tmp_path, overlapping)).warnings() == []

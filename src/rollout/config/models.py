@@ -6,7 +6,7 @@ import math
 import re
 import string
 from collections.abc import Callable, Iterator, Mapping
-from datetime import date, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,6 +27,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from rollout.config.durations import Duration, PositiveDuration
 from rollout.domain.conditions import parse_condition
+from rollout.domain.constraints import DAYS, Window, next_open_in_all
 
 __all__ = [
     "COMMAND_PLACEHOLDERS",
@@ -412,6 +413,10 @@ class MaintenanceWindow(_Model):
     def _known_zone(cls, value: str) -> str:
         return Member._known_zone(value)
 
+    def window(self) -> Window:
+        """The window as the constraints see it."""
+        return Window(frozenset(DAYS.index(d) for d in self.days), self.start, self.end, self.zone)
+
     @model_validator(mode="after")
     def _has_length(self) -> MaintenanceWindow:
         if self.start == self.end:
@@ -778,7 +783,8 @@ class Fleet(_Model):
 
     def warnings(self) -> list[str]:
         """What is allowed but unwise: a rotation of more than six people (shifts come round
-        so rarely that people lose touch with the systems)."""
+        so rarely that people lose touch with the systems); a service whose maintenance
+        windows never overlap an environment's."""
         found = []
         for index, team in enumerate(self.teams):
             if team.rotations is None:
@@ -789,6 +795,19 @@ class Fleet(_Model):
                     found.append(
                         f"teams[{index}].rotations.{role}: {len(members)} members; more than 6 "
                         "and each comes round too rarely to stay in practice"
+                    )
+        # Windows that never overlap hold a service's upgrades in an environment for ever.
+        since = datetime(2026, 1, 5, tzinfo=UTC)
+        for index, service in enumerate(self.services):
+            for environment in self.environments_of(service):
+                if not (service.windows and environment.windows):
+                    continue
+                groups = [[w.window() for w in service.windows]]
+                groups.append([w.window() for w in environment.windows])
+                if next_open_in_all(groups, since) is None:
+                    found.append(
+                        f"services[{index}].windows: never overlap the windows of environment "
+                        f"{environment.name}; {service.name} would never upgrade there"
                     )
         return found
 

@@ -133,7 +133,10 @@ def replan(session: Session, rollout: Rollout, runtime: Runtime) -> list[Nudge]:
         [upgrade_view(u) for u in upgrades],
         _busy(session, rollout, pending_envs),
         now,
-        constraints_of(session, rollout, pending_envs, now) if pending_envs else None,
+        # Only a running rollout starts upgrades: a halted one needs no constraint read.
+        constraints_of(session, rollout, pending_envs, now)
+        if pending_envs and rollout.state == RolloutState.RUNNING
+        else None,
     )
     by_id = {u.id: u for u in upgrades}
     nudges: list[Nudge] = []

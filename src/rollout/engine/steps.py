@@ -322,6 +322,8 @@ def _apply(
         # After the commit, in a transaction of its own: it locks other rollouts, and holding
         # ours meanwhile could deadlock with theirs. If it is lost, their recheck finds it.
         wake_waiting(runtime, upgrade.service, rollout_id)
+    if outcome.state in (UpgradeState.SUCCEEDED, UpgradeState.ROLLED_BACK):
+        # The installed version changed: upgrades of other services requiring it may start.
         wake_dependents(runtime, upgrade.environment, upgrade.service)
     runtime.dispatcher.send(nudges)
     return go_on
