@@ -3,7 +3,7 @@ dependencies, recall; every held verdict names the exact instant it may start.""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -73,7 +73,7 @@ def test_a_window_across_midnight_belongs_to_the_day_it_opens() -> None:
 def test_a_window_opening_in_the_skipped_hour_opens_when_the_clock_jumps() -> None:
     # 29 March 2026, Berlin: 02:00 CET jumps to 03:00 CEST (01:00 UTC).
     zone = ZoneInfo(BERLIN)
-    assert first_reaching(datetime(2026, 3, 29).date(), time(2, 30), zone) == utc(2026, 3, 29, 1)
+    assert first_reaching(date(2026, 3, 29), time(2, 30), zone) == utc(2026, 3, 29, 1)
     sunday = Window(frozenset({6}), time(2, 30), time(5), BERLIN)
     verdict = only(sunday).verdict("prod-1", utc(2026, 3, 28, 23))
     assert verdict.until == utc(2026, 3, 29, 1)
@@ -333,3 +333,19 @@ def test_the_planner_starts_only_what_every_rule_admits(
             assert reason == verdict.reason
             if verdict.until is not None:
                 assert decided.due_at is not None and decided.due_at <= verdict.until
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    day=st.dates(min_value=date(2025, 1, 1), max_value=date(2028, 1, 1)),
+    clock=st.builds(time, st.integers(0, 23), st.integers(0, 59)),
+    zone=st.sampled_from(ZONES),
+)
+def test_a_window_edge_is_the_first_second_the_wall_clock_reaches_it(
+    day: date, clock: time, zone: str
+) -> None:
+    tz = ZoneInfo(zone)
+    wanted = datetime.combine(day, clock)
+    reached = first_reaching(day, clock, tz)
+    assert reached.astimezone(tz).replace(tzinfo=None) >= wanted
+    assert (reached - timedelta(seconds=1)).astimezone(tz).replace(tzinfo=None) < wanted
