@@ -20,7 +20,14 @@ from rollout.config import Fleet, load_fleet
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.store.database import reading, transaction
-from rollout.store.models import ApiToken, Installation, Page, PageEvent, Upgrade
+from rollout.store.models import (
+    AgentDeployment,
+    ApiToken,
+    Installation,
+    Page,
+    PageEvent,
+    Upgrade,
+)
 from rollout.store.tokens import Scope, create_token, revoke_token
 from tests.conftest import FIXTURES, REDIS, fresh_database
 
@@ -29,7 +36,7 @@ pytestmark = pytest.mark.integration
 DIGEST = "sha256:" + "0f" * 32
 TABLES = (
     "page_events, api_tokens, pages, measurements, upgrades, rollouts, releases, installations, "
-    "freezes"
+    "agent_deployments, freezes"
 )
 
 
@@ -102,6 +109,7 @@ def make_world(url: str, **options: Any) -> World:
         "admin": {"scope": Scope.ADMIN},
         "revoked": {"scope": Scope.ADMIN},
         "victim": {"scope": Scope.OPERATOR},  # what the admin revokes in the matrix
+        "agent": {"scope": Scope.AGENT, "environments": ["canary-1"]},
     }
     with transaction(url) as session:
         for name, grant in grants.items():
@@ -117,6 +125,17 @@ def make_world(url: str, **options: Any) -> World:
             for e in ("canary-1", "prod-1")
             for s in ("checkout", "search-api")
         )
+        # A deploy the engine wants in canary-1, as a pull-mode driver records it.
+        session.add(
+            AgentDeployment(
+                key="upgrade-pull-1",
+                environment="canary-1",
+                service="checkout",
+                version="1.1.0",
+                phase="running",
+                requested_at=now,
+            )
+        )
     tokens["garbage"] = "rollout_" + "x" * 43
     app = create_app(url, fleet, broker_url=REDIS, **options)
     return World(url, fleet, app, TestClient(app), tokens, ids, rollouts, pages)
@@ -127,8 +146,15 @@ def world(api_database_url: str) -> World:
     return make_world(api_database_url)
 
 
-CALLERS = ("pipeline", "payments", "search", "operator", "admin", "revoked", "garbage", None)
-NOBODY = {"revoked": 401, "garbage": 401, None: 401}
+CALLERS = (
+    *("pipeline", "payments", "search", "operator", "admin", "agent"),
+    *("revoked", "garbage", None),
+)
+# An agent token may do nothing but its own environments' agent calls.
+NOBODY = {"revoked": 401, "garbage": 401, None: 401, "agent": 403}
+AGENT_ONLY = dict.fromkeys(("pipeline", "payments", "search", "operator", "admin", "agent"), 403)
+AGENT_ONLY["agent"] = 200
+NO_ONE = dict.fromkeys(("pipeline", "payments", "search", "operator", "admin", "agent"), 403)
 READ_ALL = {"pipeline": 403, "payments": 200, "search": 200, "operator": 200, "admin": 200}
 PAYMENTS_ONLY = {**READ_ALL, "search": 403}
 SEARCH_ONLY = {**READ_ALL, "payments": 403}
@@ -191,6 +217,18 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
     ),
     ("GET", "/v1/freezes", None, READ_ALL),
     ("DELETE", "/v1/freezes/prod-1", None, STEER),
+    # Pull-mode agents: only an agent token, and only for its own environments.
+    ("GET", "/v1/agents/canary-1/desired", None, AGENT_ONLY),
+    ("GET", "/v1/agents/prod-1/desired", None, NO_ONE),
+    (
+        "POST",
+        "/v1/agents/canary-1/reports",
+        {"key": "upgrade-pull-1", "phase": "succeeded"},
+        AGENT_ONLY,
+    ),
+    ("POST", "/v1/agents/prod-1/reports", {"key": "upgrade-pull-1", "phase": "failed"}, NO_ONE),
+    ("POST", "/v1/agents/canary-1/health", {"services": {"checkout": "healthy"}}, AGENT_ONLY),
+    ("POST", "/v1/agents/prod-1/health", {"services": {"checkout": "healthy"}}, NO_ONE),
 ]
 
 
@@ -234,7 +272,9 @@ def test_every_endpoint_of_the_document_is_in_the_matrix(world: World) -> None:
          .replace("{token:victim}", "{token_id}")
          .replace("/checkout", "/{name}").replace("/search-api", "/{name}")
          .replace("/teams/payments/", "/teams/{team}/").replace("/teams/search/", "/teams/{team}/")
-         .replace("/freezes/prod-1", "/freezes/{target}"))
+         .replace("/freezes/prod-1", "/freezes/{target}")
+         .replace("/agents/canary-1/", "/agents/{environment}/")
+         .replace("/agents/prod-1/", "/agents/{environment}/"))
         for method, template, _, _ in MATRIX
     }  # fmt: skip
     assert documented == templates

@@ -21,6 +21,7 @@ from rollout.api import reads
 from rollout.api.auth import READERS, STEERERS, allow, check_team, forbidden, visible_team
 from rollout.api.page_actions import PageAction
 from rollout.api.schemas import (
+    AgentTokenIn,
     AssignmentOut,
     EnvironmentList,
     ErrorOut,
@@ -494,12 +495,15 @@ def create_app(
         """Create a token; its secret is in this answer only."""
         services = body.services if isinstance(body, PipelineTokenIn) else []
         team = body.team if isinstance(body, TeamTokenIn) else None
-        problem = grant_problem(fleet, services, team)
+        places = body.environments if isinstance(body, AgentTokenIn) else []
+        problem = grant_problem(fleet, services, team, places)
         if problem is not None:
             raise HTTPException(404, problem)
         try:
             with transaction(database_url) as session:
-                info, secret = create_token(session, body.scope, now(), services, team, body.note)
+                info, secret = create_token(
+                    session, body.scope, now(), services, team, body.note, places
+                )
         except TokenError as error:
             raise HTTPException(422, str(error)) from None
         return TokenCreated(token=_token_view(info), secret=secret)
@@ -515,6 +519,9 @@ def create_app(
             raise HTTPException(404, f"no token {token_id}")
         return _token_view(info)
 
+    from rollout.api.agents import agents_router
+
+    app.include_router(agents_router(database_url, now))
     known.update(_known_query_parameters(app))
     return app
 
@@ -563,6 +570,7 @@ def _token_view(info: TokenInfo) -> TokenView:
         note=info.note,
         created_at=info.created_at,
         revoked_at=info.revoked_at,
+        environments=list(info.environments),
     )
 
 

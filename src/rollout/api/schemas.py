@@ -215,8 +215,17 @@ class WideTokenIn(Strict):
     note: Note | None = None
 
 
-# Each scope's grant in the document itself: a pipeline names services, a team its team.
-TokenIn = Annotated[PipelineTokenIn | TeamTokenIn | WideTokenIn, Field(discriminator="scope")]
+class AgentTokenIn(Strict):
+    scope: Literal[Scope.AGENT]
+    environments: Annotated[list[Name], Field(min_length=1, max_length=200)]
+    note: Note | None = None
+
+
+# Each scope's grant in the document itself: a pipeline names services, a team its team, an
+# agent its environments.
+TokenIn = Annotated[
+    PipelineTokenIn | TeamTokenIn | WideTokenIn | AgentTokenIn, Field(discriminator="scope")
+]
 
 
 class TokenView(Strict):
@@ -227,6 +236,7 @@ class TokenView(Strict):
     note: str | None
     created_at: datetime
     revoked_at: datetime | None
+    environments: list[str] = Field(default_factory=list, description="an agent token's")
 
 
 class TokenList(Strict):

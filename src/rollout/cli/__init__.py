@@ -273,13 +273,16 @@ def promote(rollout_id: RolloutId) -> None:
 
 @token_app.command("create")
 def token_create(
-    scope: Annotated[str, typer.Option(help="pipeline, team, operator or admin")],
+    scope: Annotated[str, typer.Option(help="pipeline, team, operator, admin or agent")],
     service: Annotated[
         list[str] | None, typer.Option(help="a service a pipeline token may submit (repeat)")
     ] = None,
     team: Annotated[str | None, typer.Option(help="the team of a team token")] = None,
     note: Annotated[str | None, typer.Option(help="what the token is for")] = None,
     config: ConfigOption = None,
+    environment: Annotated[
+        list[str] | None, typer.Option(help="an environment an agent token serves (repeat)")
+    ] = None,
 ) -> None:
     """Create an API token; its secret is printed this once, and only its hash is kept."""
     from rollout.store.tokens import Scope, TokenError, create_token, grant_problem
@@ -287,6 +290,7 @@ def token_create(
     if scope not in {s.value for s in Scope}:
         raise fail(f"unknown scope {scope!r} (one of: {', '.join(s.value for s in Scope)})")
     services = service or []
+    places = environment or []
     remote = _remote()
     if remote is not None:
         # Each scope's body carries its own grant only: the API refuses fields it does not use.
@@ -295,6 +299,8 @@ def token_create(
             body["services"] = services
         if scope == "team":
             body["team"] = team
+        if scope == "agent":
+            body["environments"] = places
         if note is not None:
             body["note"] = note
         answer = _ask(remote, "POST", "/v1/tokens", json=body)
@@ -303,12 +309,14 @@ def token_create(
         from rollout.engine.runtime import utcnow
         from rollout.store.database import transaction
 
-        problem = grant_problem(_fleet(config), services, team)
+        problem = grant_problem(_fleet(config), services, team, places)
         if problem is not None:
             raise fail(problem)
         try:
             with transaction(get_settings().resolved_database_url()) as session:
-                info, secret = create_token(session, Scope(scope), utcnow(), services, team, note)
+                info, secret = create_token(
+                    session, Scope(scope), utcnow(), services, team, note, places
+                )
         except TokenError as error:
             raise fail(str(error)) from None
         token_id = info.id
@@ -502,3 +510,7 @@ app.command()(freeze)
 app.command()(unfreeze)
 app.command()(freezes)
 app.command("not-actionable")(not_actionable)
+
+from rollout.cli.agent import agent  # noqa: E402
+
+app.command()(agent)

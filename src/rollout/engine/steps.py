@@ -29,6 +29,7 @@ from rollout.domain.states import (
 )
 from rollout.drivers import DeployPhase, DeployRequest, Driver, driver_for
 from rollout.engine.dispatch import Nudge
+from rollout.engine.entry import admit
 from rollout.engine.outbox import SAME_FACTS, address
 from rollout.engine.progress import (
     halt,
@@ -92,10 +93,19 @@ def _step_once(runtime: Runtime, upgrade_id: int, claim: int) -> int | None:
         )
         session.expunge_all()
 
-    driver = driver_for(upgrade.driver, runtime.simulator_url)
+    driver = driver_for(upgrade.driver, runtime.simulator_url, runtime.database_url)
     now = runtime.now()
     try:
         if state is UpgradeState.READY:
+            # An air-gapped environment lets in only an artifact that passed its check.
+            admitted = admit(runtime, upgrade, rollout, claim)
+            if admitted is None:
+                return None
+            claim, blocked = admitted
+            now = runtime.now()  # the check may have taken minutes
+            if blocked is not None:
+                outcome = Outcome(UpgradeState.BLOCKED, reason=blocked)
+                return _apply(runtime, upgrade.rollout_id, upgrade_id, claim, outcome, now)
             taken_claim = _take_for_deploy(runtime, upgrade, claim, installed, now)
             if taken_claim is None:
                 return None  # called off (halted, superseded) before it touched the environment
@@ -113,6 +123,14 @@ def _step_once(runtime: Runtime, upgrade_id: int, claim: int) -> int | None:
             due_in=_poll(upgrade),
             reason=f"retrying: {error}",
         )
+        started = upgrade.deploy_started_at
+        if (
+            upgrade.state == UpgradeState.DEPLOYING
+            and started
+            and now - started > _timeout(upgrade)
+        ):
+            # A driver that never answers (a hung agent) must not hold the upgrade forever.
+            outcome = _roll_back(f"deploy did not finish within {_timeout(upgrade)}: {error}")
     return _apply(runtime, upgrade.rollout_id, upgrade_id, claim, outcome, now)
 
 
@@ -359,6 +377,9 @@ def _consequences(
         _page(session, rollout, upgrade, PageKind.DECISION, outcome, now)
     elif state is UpgradeState.ROLLBACK_FAILED:
         _page(session, rollout, upgrade, PageKind.ROLLBACK_FAILED, outcome, now)
+    elif state is UpgradeState.BLOCKED:
+        halt(session, rollout, f"{upgrade.environment}: {outcome.reason}")
+        _page(session, rollout, upgrade, PageKind.BLOCKED, outcome, now)
     elif not state.final:
         return []  # deploying or verifying: the plan counts them alike, nothing to re-plan
     return replan(session, rollout, runtime)
@@ -373,6 +394,8 @@ def _page(
     now: datetime,
 ) -> None:
     key = dedup_key(rollout.id, outcome.failed_gate, upgrade.environment)
+    if kind is PageKind.BLOCKED:
+        key = dedup_key(rollout.id, "entry", upgrade.environment)
     if kind is PageKind.ROLLBACK_FAILED:
         key += "/rollback"
     if session.execute(select(Page.id).where(Page.dedup_key == key)).first() is not None:

@@ -13,7 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rollout.config import VERSION_PATTERN, Fleet
-from rollout.config.models import Environment, MaintenanceWindow, Service, Team
+from rollout.config.models import (
+    Artifacts,
+    Environment,
+    MaintenanceWindow,
+    Service,
+    Team,
+    fill_placeholders,
+)
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import replan
@@ -189,6 +196,17 @@ def _driver_spec(environment: Environment) -> dict[str, Any]:
             health_timeout_s=_seconds(driver.health_timeout),
             state_dir=driver.state_dir,
         )
+    elif driver.type == "http":
+        spec.update(
+            mode=driver.mode,
+            # Rendered here: the worker knows the environment only as the deploy's.
+            url=None
+            if driver.url is None
+            else fill_placeholders(driver.url, {"environment": environment.name}),
+            # The reference only: the worker reads the token itself, at each call.
+            token=None if driver.token is None else driver.token.model_dump(exclude_none=True),
+            request_timeout_s=_seconds(driver.request_timeout),
+        )
     return spec
 
 
@@ -219,6 +237,7 @@ def snapshot(fleet: Fleet, spec: Service, environments: list[Environment]) -> di
         "operations": (
             paging_spec(fleet.team(fleet.operations.team)) if fleet.operations else None
         ),
+        "artifacts": _artifacts_spec(fleet.artifacts_for(spec)),
         # What decides when an upgrade may start, so workers plan without the config.
         "windows": {
             "service": [window_spec(w) for w in spec.windows],
@@ -238,6 +257,24 @@ def window_spec(window: MaintenanceWindow) -> dict[str, Any]:
         "start": window.start.isoformat(),
         "end": window.end.isoformat(),
         "zone": window.zone,
+    }
+
+
+def _artifacts_spec(artifacts: Artifacts | None) -> dict[str, Any] | None:
+    """Where the artifact is and how it is scanned before air-gapped entry."""
+    if artifacts is None:
+        return None
+    scanner = artifacts.scanner
+    return {
+        "path": artifacts.path,
+        "url": artifacts.url,
+        "max_bytes": int(artifacts.max_size),
+        "timeout_s": _seconds(artifacts.timeout),
+        "scanner": (
+            {"command": list(scanner.command), "timeout_s": _seconds(scanner.timeout)}
+            if scanner is not None
+            else None
+        ),
     }
 
 
