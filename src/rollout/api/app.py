@@ -74,6 +74,7 @@ from rollout.engine.responding import ResponseRefused, respond
 from rollout.engine.runtime import Runtime, utcnow
 from rollout.engine.steering import NoSuchRollout, Steered, SteeringRefused
 from rollout.engine.submission import SubmitError, paging_spec, submit
+from rollout.observability import metrics, tracing
 from rollout.store.database import engine_for, reading, transaction
 from rollout.store.models import Page, Release
 from rollout.store.tokens import (
@@ -135,6 +136,14 @@ def create_app(
     runtime = runtime or Runtime(database_url, database_url, now=now)
     _errors(app)
     app.add_middleware(BodyLimit, limit=max_body)
+    tracing.instrument_app(app)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus' text format; unauthenticated as scrapers are, and no label holds a
+        secret or a payload."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> Health:
@@ -180,7 +189,9 @@ def create_app(
             result = submit(runtime, fleet, body.service, body.version, body.digest)
         except SubmitError as error:
             # Pattern checks ran above, so what submit() refuses is a clash with the record.
+            metrics.SUBMISSIONS.labels("refused").inc()
             raise HTTPException(409, str(error)) from None
+        metrics.SUBMISSIONS.labels("created" if result.created else "same").inc()
         with reading(database_url) as session:
             release = session.get(Release, result.release_id)
             digest = release.digest if release is not None else body.digest

@@ -126,7 +126,11 @@ def submit(
     """Submit a release; it rolls out through the stages (through the API when
     ROLLOUT_API_URL and ROLLOUT_TOKEN are set)."""
     from rollout.engine.submission import SubmitError, Submitted
+    from rollout.observability import setup
 
+    # The rollout's trace starts here when OTEL_* asks (through the API: in its header);
+    # the SDK sends what it holds when the process exits.
+    setup("cli", log_format=None)
     remote = _remote()
     if remote is not None:
         answer = _ask(
@@ -380,12 +384,15 @@ def api(
     import uvicorn
 
     from rollout.api import create_app
+    from rollout.observability import setup
 
     settings = get_settings()
+    setup("api", log_format=settings.log_format)  # /metrics is on the API's own port
     application = create_app(
         settings.resolved_database_url(), _fleet(config), broker_url=settings.broker_url
     )
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    # log_config=None: uvicorn's lines go through the root handler, in ROLLOUT_LOG_FORMAT.
+    uvicorn.run(application, host=host, port=port, log_level="info", log_config=None)
 
 
 @app.command()
@@ -413,20 +420,36 @@ def recall(
     out.print(recalled.message, highlight=False)
 
 
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(min=0, max=65535, help="serve /metrics here [default: ROLLOUT_METRICS_PORT]"),
+]
+
+
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="processes in the pool")] = 2,
     pool: Annotated[str, typer.Option(help="prefork, or solo: one process, no pool")] = "prefork",
     loglevel: Annotated[str, typer.Option()] = "INFO",
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Start a Celery worker: runs upgrade steps, gates and rollbacks."""
     import os
 
-    from rollout.engine.celery_app import QUEUE
-    from rollout.engine.celery_app import app as celery
+    from rollout.observability import metrics, setup
 
     if pool not in ("prefork", "solo"):
         raise fail(f"unknown pool {pool!r} (prefork or solo)")
+    settings = get_settings()
+    port = settings.metrics_port if metrics_port is None else metrics_port
+    if port is not None:
+        # The pool processes record into files there; this process serves their sum.
+        metrics.use_multiprocess_dir()
+    setup("worker", log_format=settings.log_format, metrics_port=port)
+
+    from rollout.engine.celery_app import QUEUE
+    from rollout.engine.celery_app import app as celery
+
     # The pid keeps node names unique when several workers share a host.
     name = f"rollout-{os.getpid()}@%h"
     celery.worker_main(
@@ -449,13 +472,17 @@ def worker(
 @app.command()
 def ticker(
     interval: Annotated[float | None, typer.Option(help="seconds between ticks")] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Claim due waits and stale work from the database and nudge workers."""
     from rollout.engine.celery_app import CeleryDispatcher
     from rollout.engine.runtime import Runtime
     from rollout.engine.ticker import run_ticker
+    from rollout.observability import setup
 
     settings = get_settings()
+    port = settings.metrics_port if metrics_port is None else metrics_port
+    setup("ticker", log_format=settings.log_format, metrics_port=port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -42,6 +42,7 @@ from rollout.engine.progress import (
 )
 from rollout.engine.runtime import Runtime
 from rollout.gates import GateContext, measure, policy_of
+from rollout.observability import events
 from rollout.store.database import is_postgresql, reading, transaction
 from rollout.store.models import Installation, Measurement, Page, Release, Rollout, Upgrade
 
@@ -93,6 +94,20 @@ def _step_once(runtime: Runtime, upgrade_id: int, claim: int) -> int | None:
         )
         session.expunge_all()
 
+    with events.stepping(upgrade, rollout):
+        return _step_in_hand(runtime, upgrade, rollout, claim, state, taken, installed)
+
+
+def _step_in_hand(
+    runtime: Runtime,
+    upgrade: Upgrade,
+    rollout: Rollout,
+    claim: int,
+    state: UpgradeState,
+    taken: list[Measurement],
+    installed: Installation | None,
+) -> int | None:
+    upgrade_id = upgrade.id
     driver = driver_for(upgrade.driver, runtime.simulator_url, runtime.database_url)
     now = runtime.now()
     try:
@@ -233,7 +248,9 @@ def _verify(
         verdict = verdicts.judge(policy, history[policy.name], started)
         running = verdict.state is verdicts.VerdictState.RUNNING
         if running and verdict.next_due is not None and verdict.next_due <= now:
-            taken_now = measure(spec, context, now)
+            with events.measuring(policy.name, upgrade) as measured:
+                taken_now = measure(spec, context, now)
+                measured(taken_now)
             new.append((policy.name, taken_now))
             history[policy.name].append(taken_now)
             verdict = verdicts.judge(policy, history[policy.name], started)
@@ -336,6 +353,8 @@ def _apply(
 
         if outcome.state is not before:
             nudges += _consequences(session, rollout, upgrade, before, outcome, now, runtime)
+        traceparent = rollout.traceparent
+    events.moved(traceparent, upgrade, before, outcome.state, now, recalled=outcome.recalled)
     if outcome.state.final:
         # After the commit, in a transaction of its own: it locks other rollouts, and holding
         # ours meanwhile could deadlock with theirs. If it is lost, their recheck finds it.

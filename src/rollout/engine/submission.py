@@ -25,6 +25,7 @@ from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, chec
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import replan
 from rollout.engine.runtime import Runtime
+from rollout.observability import events, tracing
 from rollout.store.database import is_postgresql, transaction
 from rollout.store.models import Release, Rollout, Upgrade
 
@@ -59,11 +60,14 @@ def submit(
         known = ", ".join(sorted(s.name for s in fleet.services)) or "none"
         raise SubmitError(f"unknown service {service!r} (known: {known})") from None
     environments = fleet.environments_of(spec)
-    try:
-        return _record(runtime, fleet, spec, environments, version, digest)
-    except IntegrityError:
-        # Another pipeline submitted the same release at the same moment: theirs stands.
-        return _record(runtime, fleet, spec, environments, version, digest)
+    with events.submitting(service, version) as submitted:
+        try:
+            result = _record(runtime, fleet, spec, environments, version, digest)
+        except IntegrityError:
+            # Another pipeline submitted the same release at the same moment: theirs stands.
+            result = _record(runtime, fleet, spec, environments, version, digest)
+        submitted(result.rollout_id)
+    return result
 
 
 def _record(
@@ -153,6 +157,7 @@ def open_rollout(
         plan=snapshot(fleet, spec, environments),
         created_at=now,
         updated_at=now,
+        traceparent=tracing.current_traceparent(),
     )
     session.add(rollout)
     session.flush()

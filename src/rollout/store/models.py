@@ -86,6 +86,9 @@ class Rollout(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The W3C traceparent of the span that submitted it: every step of the rollout, in
+    # whichever worker and however much later, starts its span as a child of this one.
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
 
 class Upgrade(Base):

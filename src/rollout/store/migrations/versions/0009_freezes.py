@@ -1,7 +1,7 @@
 """freezes: environments and services held until a time
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-27 10:30:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from rollout.store.models import UTCDateTime
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
