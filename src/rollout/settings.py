@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,12 @@ class Settings(BaseSettings):
     lease_seconds: float = 30.0
     tick_seconds: float = 0.2
     claim_batch: int = 500
+    # Logs: text for people, json (one object a line, with rollout, upgrade and trace ids)
+    # for a log pipeline.
+    log_format: Literal["text", "json"] = "text"
+    # Where a worker or the ticker serves /metrics; None: not at all (the API serves its own
+    # on its HTTP port).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

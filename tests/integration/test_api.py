@@ -20,14 +20,24 @@ from rollout.config import Fleet, load_fleet
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.store.database import reading, transaction
-from rollout.store.models import ApiToken, Installation, Page, PageEvent, Upgrade
+from rollout.store.models import (
+    AgentDeployment,
+    ApiToken,
+    Installation,
+    Page,
+    PageEvent,
+    Upgrade,
+)
 from rollout.store.tokens import Scope, create_token, revoke_token
 from tests.conftest import FIXTURES, REDIS, fresh_database
 
 pytestmark = pytest.mark.integration
 
 DIGEST = "sha256:" + "0f" * 32
-TABLES = "page_events, api_tokens, pages, measurements, upgrades, rollouts, releases, installations"
+TABLES = (
+    "page_events, api_tokens, pages, measurements, upgrades, rollouts, releases, installations, "
+    "agent_deployments, freezes"
+)
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +109,7 @@ def make_world(url: str, **options: Any) -> World:
         "admin": {"scope": Scope.ADMIN},
         "revoked": {"scope": Scope.ADMIN},
         "victim": {"scope": Scope.OPERATOR},  # what the admin revokes in the matrix
+        "agent": {"scope": Scope.AGENT, "environments": ["canary-1"]},
     }
     with transaction(url) as session:
         for name, grant in grants.items():
@@ -114,6 +125,17 @@ def make_world(url: str, **options: Any) -> World:
             for e in ("canary-1", "prod-1")
             for s in ("checkout", "search-api")
         )
+        # A deploy the engine wants in canary-1, as a pull-mode driver records it.
+        session.add(
+            AgentDeployment(
+                key="upgrade-pull-1",
+                environment="canary-1",
+                service="checkout",
+                version="1.1.0",
+                phase="running",
+                requested_at=now,
+            )
+        )
     tokens["garbage"] = "rollout_" + "x" * 43
     app = create_app(url, fleet, broker_url=REDIS, **options)
     return World(url, fleet, app, TestClient(app), tokens, ids, rollouts, pages)
@@ -124,8 +146,15 @@ def world(api_database_url: str) -> World:
     return make_world(api_database_url)
 
 
-CALLERS = ("pipeline", "payments", "search", "operator", "admin", "revoked", "garbage", None)
-NOBODY = {"revoked": 401, "garbage": 401, None: 401}
+CALLERS = (
+    *("pipeline", "payments", "search", "operator", "admin", "agent"),
+    *("revoked", "garbage", None),
+)
+# An agent token may do nothing but its own environments' agent calls.
+NOBODY = {"revoked": 401, "garbage": 401, None: 401, "agent": 403}
+AGENT_ONLY = dict.fromkeys(("pipeline", "payments", "search", "operator", "admin", "agent"), 403)
+AGENT_ONLY["agent"] = 200
+NO_ONE = dict.fromkeys(("pipeline", "payments", "search", "operator", "admin", "agent"), 403)
 READ_ALL = {"pipeline": 403, "payments": 200, "search": 200, "operator": 200, "admin": 200}
 PAYMENTS_ONLY = {**READ_ALL, "search": 403}
 SEARCH_ONLY = {**READ_ALL, "payments": 403}
@@ -179,6 +208,27 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
     ("POST", "/v1/rollouts/{search-api}/retry", None, STEER),
     # The operator recalls; the admin's same request is a no-op (200 again).
     ("POST", "/v1/releases/recall", {"service": "search-api", "version": "2.0.0"}, STEER),
+    # Freezes: the operator freezes, the admin's same request replaces it (201 again).
+    (
+        "POST",
+        "/v1/freezes",
+        {"target": "prod-1", "until": "2h", "reason": "audit"},
+        {**STEER, "operator": 201, "admin": 201},
+    ),
+    ("GET", "/v1/freezes", None, READ_ALL),
+    ("DELETE", "/v1/freezes/prod-1", None, STEER),
+    # Pull-mode agents: only an agent token, and only for its own environments.
+    ("GET", "/v1/agents/canary-1/desired", None, AGENT_ONLY),
+    ("GET", "/v1/agents/prod-1/desired", None, NO_ONE),
+    (
+        "POST",
+        "/v1/agents/canary-1/reports",
+        {"key": "upgrade-pull-1", "phase": "succeeded"},
+        AGENT_ONLY,
+    ),
+    ("POST", "/v1/agents/prod-1/reports", {"key": "upgrade-pull-1", "phase": "failed"}, NO_ONE),
+    ("POST", "/v1/agents/canary-1/health", {"services": {"checkout": "healthy"}}, AGENT_ONLY),
+    ("POST", "/v1/agents/prod-1/health", {"services": {"checkout": "healthy"}}, NO_ONE),
 ]
 
 
@@ -221,7 +271,10 @@ def test_every_endpoint_of_the_document_is_in_the_matrix(world: World) -> None:
          .replace("{page:payments}", "{page_id}").replace("{page:search}", "{page_id}")
          .replace("{token:victim}", "{token_id}")
          .replace("/checkout", "/{name}").replace("/search-api", "/{name}")
-         .replace("/teams/payments/", "/teams/{team}/").replace("/teams/search/", "/teams/{team}/"))
+         .replace("/teams/payments/", "/teams/{team}/").replace("/teams/search/", "/teams/{team}/")
+         .replace("/freezes/prod-1", "/freezes/{target}")
+         .replace("/agents/canary-1/", "/agents/{environment}/")
+         .replace("/agents/prod-1/", "/agents/{environment}/"))
         for method, template, _, _ in MATRIX
     }  # fmt: skip
     assert documented == templates
@@ -527,3 +580,46 @@ def test_the_admin_reads_the_config_without_secret_values(world: World) -> None:
     assert [s["name"] for s in config["services"]] == [s.name for s in world.fleet.services]
     channels = [c for t in config["teams"] for c in t["channels"]]
     assert channels and all(c["url"] == {"env": "ROLLOUT_TEST_PAGE_HOOK"} for c in channels)
+
+
+def test_freezes_over_the_api(world: World) -> None:
+    created = world.call(
+        "POST", "/v1/freezes", "operator", {"target": "checkout", "until": "2h", "reason": "audit"}
+    )
+    assert created.status_code == 201, created.text
+    frozen = created.json()
+    assert (frozen["kind"], frozen["target"], frozen["reason"]) == ("service", "checkout", "audit")
+    until = datetime.fromisoformat(frozen["until"])
+    assert 7190 < (until - datetime.now(UTC)).total_seconds() <= 7200
+    assert frozen["message"].startswith("service checkout frozen until ")
+
+    listed = world.call("GET", "/v1/freezes", "search").json()["freezes"]
+    assert [(f["kind"], f["target"]) for f in listed] == [("service", "checkout")]
+
+    refusals = [
+        ({"target": "prod-9", "until": "2h", "reason": "x"}, 404, "unknown environment or service"),
+        ({"target": "prod-1", "until": "2020-01-01T00:00:00Z", "reason": "x"}, 409, "not in the"),
+        ({"target": "prod-1", "until": "0s", "reason": "x"}, 409, "0s is not in the future"),
+        ({"target": "prod-1", "until": "-2h", "reason": "x"}, 422, "body.until"),
+        ({"target": "prod-1", "until": "soon", "reason": "x"}, 422, "body.until"),
+        ({"target": "prod-1", "until": "2h", "reason": "   "}, 422, "body.reason"),
+        ({"target": "prod-1", "until": "2h"}, 422, "body.reason"),
+    ]
+    for body, status, fragment in refusals:
+        refused = world.call("POST", "/v1/freezes", "operator", body)
+        assert refused.status_code == status, (body, refused.text)
+        assert fragment in refused.json()["detail"], (body, refused.text)
+    naive = world.call(
+        "POST",
+        "/v1/freezes",
+        "operator",
+        {"target": "prod-1", "until": "2999-01-01T00:00", "reason": "x"},
+    )
+    assert naive.json()["until"].startswith("2999-01-01T00:00:00"), naive.text  # UTC
+
+    lifted = world.call("DELETE", "/v1/freezes/checkout", "operator").json()
+    assert lifted == {"changed": True, "message": "service checkout unfrozen"}
+    again = world.call("DELETE", "/v1/freezes/checkout", "operator").json()
+    assert again == {"changed": False, "message": "checkout was not frozen"}
+    listed = world.call("GET", "/v1/freezes", "operator").json()["freezes"]
+    assert [f["target"] for f in listed] == ["prod-1"]

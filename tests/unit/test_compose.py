@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
@@ -203,3 +204,61 @@ def test_dockerfile_runs_rollout_as_a_non_root_user() -> None:
         arguments for instruction, arguments in dockerfile_instructions() if instruction == "RUN"
     ]
     assert "pip install --no-cache-dir ." in runs
+
+
+PROMETHEUS = ROOT / "prometheus.yml"
+
+
+def _option(command: list[str], name: str) -> str | None:
+    return command[command.index(name) + 1] if name in command else None
+
+
+def _scraped() -> set[tuple[str, int]]:
+    """(host, port) of every target prometheus.yml names, static or by DNS."""
+    config = yaml.safe_load(PROMETHEUS.read_text(encoding="utf-8"))
+    targets: set[tuple[str, int]] = set()
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            for target in static["targets"]:
+                host, port = target.rsplit(":", 1)
+                targets.add((host, int(port)))
+        for dns in job.get("dns_sd_configs", []):
+            targets |= {(name, int(dns["port"])) for name in dns["names"]}
+    return targets
+
+
+def test_prometheus_scrapes_every_process_that_serves_metrics() -> None:
+    services = compose()["services"]
+    served: set[tuple[str, int]] = set()
+    for name, service in rollout_services().items():
+        command = service["command"]
+        port = _option(command, "--metrics-port")
+        if command[0] == "api":
+            port = _option(command, "--port") or "8000"
+        if port is not None:
+            served.add((name, int(port)))
+    assert {name for name, _ in served} >= {"api", "worker", "ticker"}
+    assert _scraped() == served
+    prometheus = services["prometheus"]
+    assert f"./{PROMETHEUS.name}:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
+
+
+def test_traces_go_to_the_trace_viewer_of_the_stack() -> None:
+    services = compose()["services"]
+    for name, service in rollout_services().items():
+        environment = service["environment"]
+        assert environment["OTEL_TRACES_EXPORTER"] == "otlp", name
+        endpoint = urlsplit(environment["OTEL_EXPORTER_OTLP_ENDPOINT"])
+        assert endpoint.hostname in services, name
+        assert endpoint.port == 4318, "OTLP over HTTP: the only protocol this build exports"
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool: `make system-deps`")
+def test_prometheus_config_is_valid() -> None:
+    result = subprocess.run(
+        ["promtool", "check", "config", "--syntax-only", str(PROMETHEUS)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -21,10 +21,15 @@ from rollout.api import reads
 from rollout.api.auth import READERS, STEERERS, allow, check_team, forbidden, visible_team
 from rollout.api.page_actions import PageAction
 from rollout.api.schemas import (
+    AgentTokenIn,
     AssignmentOut,
     EnvironmentList,
     ErrorOut,
     FeedbackIn,
+    FreezeIn,
+    FreezeKind,
+    FreezeList,
+    FreezeOut,
     Health,
     MisroutedIn,
     OnCallOut,
@@ -48,11 +53,20 @@ from rollout.api.schemas import (
     TokenIn,
     TokenList,
     TokenView,
+    UnfrozenOut,
 )
 from rollout.config import NAME_PATTERN, Fleet
 from rollout.domain.oncall import Assignment
 from rollout.domain.states import RolloutState
 from rollout.engine import steering
+from rollout.engine.freezes import (
+    FreezeRefused,
+    FreezeView,
+    UnknownTarget,
+    active_freezes,
+    freeze,
+    unfreeze,
+)
 from rollout.engine.outbox import on_call_now
 from rollout.engine.recall import NoSuchRelease, recall
 from rollout.engine.responding import Response as PageResponse
@@ -60,6 +74,7 @@ from rollout.engine.responding import ResponseRefused, respond
 from rollout.engine.runtime import Runtime, utcnow
 from rollout.engine.steering import NoSuchRollout, Steered, SteeringRefused
 from rollout.engine.submission import SubmitError, paging_spec, submit
+from rollout.observability import metrics, tracing
 from rollout.store.database import engine_for, reading, transaction
 from rollout.store.models import Page, Release
 from rollout.store.tokens import (
@@ -121,6 +136,14 @@ def create_app(
     runtime = runtime or Runtime(database_url, database_url, now=now)
     _errors(app)
     app.add_middleware(BodyLimit, limit=max_body)
+    tracing.instrument_app(app)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus' text format; unauthenticated as scrapers are, and no label holds a
+        secret or a payload."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> Health:
@@ -166,7 +189,9 @@ def create_app(
             result = submit(runtime, fleet, body.service, body.version, body.digest)
         except SubmitError as error:
             # Pattern checks ran above, so what submit() refuses is a clash with the record.
+            metrics.SUBMISSIONS.labels("refused").inc()
             raise HTTPException(409, str(error)) from None
+        metrics.SUBMISSIONS.labels("created" if result.created else "same").inc()
         with reading(database_url) as session:
             release = session.get(Release, result.release_id)
             digest = release.digest if release is not None else body.digest
@@ -197,6 +222,45 @@ def create_app(
             rolling_off=list(done.rolling_off),
             message=done.message,
         )
+
+    freeze_refused: dict[int | str, dict[str, Any]] = {
+        409: {
+            "model": ErrorOut,
+            "description": "the time is not in the future, or the name is both an environment "
+            "and a service",
+        }
+    }
+
+    @app.post("/v1/freezes", tags=["freezes"], status_code=201, responses=freeze_refused)
+    def post_freeze(body: Annotated[FreezeIn, Body()], _: Steerer) -> FreezeOut:
+        """Freeze an environment or a service until a time: no new upgrade starts there, and
+        `rollout show` says so. Freezing it again replaces the time and the reason."""
+        try:
+            done = freeze(runtime, fleet, body.target, body.until, body.reason, body.kind)
+        except UnknownTarget as error:
+            raise HTTPException(404, str(error)) from None
+        except FreezeRefused as error:
+            raise HTTPException(409, str(error)) from None
+        return _freeze_out(done)
+
+    @app.get("/v1/freezes", tags=["freezes"])
+    def get_freezes(_: Annotated[TokenInfo, Depends(allow(*READERS))]) -> FreezeList:
+        """The freezes in force, the soonest to end first."""
+        with reading(database_url) as session:
+            found = active_freezes(session, runtime.now())
+        return FreezeList(freezes=[_freeze_out(f) for f in found])
+
+    @app.delete("/v1/freezes/{target}", tags=["freezes"])
+    def delete_freeze(
+        target: Annotated[str, Path(pattern=NAME_PATTERN, max_length=63)],
+        _: Steerer,
+        kind: FreezeKind | None = None,
+    ) -> UnfrozenOut:
+        """Lift the freeze of an environment or a service (`kind` only for a name that is
+        both); what it held is planned at once. Lifting a freeze that is not there changes
+        nothing."""
+        done = unfreeze(runtime, target, kind)
+        return UnfrozenOut(changed=done.changed, message=done.message)
 
     @app.get("/v1/rollouts", tags=["rollouts"])
     def list_rollouts(
@@ -442,12 +506,15 @@ def create_app(
         """Create a token; its secret is in this answer only."""
         services = body.services if isinstance(body, PipelineTokenIn) else []
         team = body.team if isinstance(body, TeamTokenIn) else None
-        problem = grant_problem(fleet, services, team)
+        places = body.environments if isinstance(body, AgentTokenIn) else []
+        problem = grant_problem(fleet, services, team, places)
         if problem is not None:
             raise HTTPException(404, problem)
         try:
             with transaction(database_url) as session:
-                info, secret = create_token(session, body.scope, now(), services, team, body.note)
+                info, secret = create_token(
+                    session, body.scope, now(), services, team, body.note, places
+                )
         except TokenError as error:
             raise HTTPException(422, str(error)) from None
         return TokenCreated(token=_token_view(info), secret=secret)
@@ -463,8 +530,23 @@ def create_app(
             raise HTTPException(404, f"no token {token_id}")
         return _token_view(info)
 
+    from rollout.api.agents import agents_router
+
+    app.include_router(agents_router(database_url, now))
     known.update(_known_query_parameters(app))
     return app
+
+
+def _freeze_out(view: FreezeView) -> FreezeOut:
+    kind = "service" if view.kind == "service" else "environment"
+    return FreezeOut(
+        kind=kind,
+        target=view.target,
+        until=view.until,
+        reason=view.reason,
+        created_at=view.created_at,
+        message=view.message,
+    )
 
 
 def _assignment(assignment: Assignment) -> AssignmentOut:
@@ -499,6 +581,7 @@ def _token_view(info: TokenInfo) -> TokenView:
         note=info.note,
         created_at=info.created_at,
         revoked_at=info.revoked_at,
+        environments=list(info.environments),
     )
 
 

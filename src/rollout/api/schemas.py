@@ -215,8 +215,17 @@ class WideTokenIn(Strict):
     note: Note | None = None
 
 
-# Each scope's grant in the document itself: a pipeline names services, a team its team.
-TokenIn = Annotated[PipelineTokenIn | TeamTokenIn | WideTokenIn, Field(discriminator="scope")]
+class AgentTokenIn(Strict):
+    scope: Literal[Scope.AGENT]
+    environments: Annotated[list[Name], Field(min_length=1, max_length=200)]
+    note: Note | None = None
+
+
+# Each scope's grant in the document itself: a pipeline names services, a team its team, an
+# agent its environments.
+TokenIn = Annotated[
+    PipelineTokenIn | TeamTokenIn | WideTokenIn | AgentTokenIn, Field(discriminator="scope")
+]
 
 
 class TokenView(Strict):
@@ -227,6 +236,7 @@ class TokenView(Strict):
     note: str | None
     created_at: datetime
     revoked_at: datetime | None
+    environments: list[str] = Field(default_factory=list, description="an agent token's")
 
 
 class TokenList(Strict):
@@ -285,4 +295,40 @@ class RecalledOut(Strict):
     release_id: int
     changed: bool = Field(description="false: it was recalled already")
     rolling_off: list[str] = Field(description="environments going back to their last good version")
+    message: str
+
+
+FreezeKind = Literal["environment", "service"]
+
+
+# Whole units, largest first, each at most once: 2h, 1h30m, 1d12h.
+FREEZE_DURATION_PATTERN = r"^(\d{1,6}d)?(\d{1,6}h)?(\d{1,6}m)?(\d{1,6}s)?$"
+
+
+class FreezeIn(Strict):
+    target: Name = Field(description="an environment or a service of the fleet")
+    until: (
+        datetime | Annotated[str, StringConstraints(min_length=2, pattern=FREEZE_DURATION_PATTERN)]
+    ) = Field(description="an ISO time (UTC when it names no zone) or a duration: 2h, 1h30m")
+    reason: Annotated[str, StringConstraints(max_length=500, pattern=r"\S")]
+    kind: FreezeKind | None = Field(
+        default=None, description="only when the name is both an environment and a service"
+    )
+
+
+class FreezeOut(Strict):
+    kind: FreezeKind
+    target: str
+    until: datetime
+    reason: str
+    created_at: datetime
+    message: str
+
+
+class FreezeList(Strict):
+    freezes: list[FreezeOut]
+
+
+class UnfrozenOut(Strict):
+    changed: bool = Field(description="false: it was not frozen")
     message: str

@@ -126,7 +126,11 @@ def submit(
     """Submit a release; it rolls out through the stages (through the API when
     ROLLOUT_API_URL and ROLLOUT_TOKEN are set)."""
     from rollout.engine.submission import SubmitError, Submitted
+    from rollout.observability import setup
 
+    # The rollout's trace starts here when OTEL_* asks (through the API: in its header);
+    # the SDK sends what it holds when the process exits.
+    setup("cli", log_format=None)
     remote = _remote()
     if remote is not None:
         answer = _ask(
@@ -273,13 +277,16 @@ def promote(rollout_id: RolloutId) -> None:
 
 @token_app.command("create")
 def token_create(
-    scope: Annotated[str, typer.Option(help="pipeline, team, operator or admin")],
+    scope: Annotated[str, typer.Option(help="pipeline, team, operator, admin or agent")],
     service: Annotated[
         list[str] | None, typer.Option(help="a service a pipeline token may submit (repeat)")
     ] = None,
     team: Annotated[str | None, typer.Option(help="the team of a team token")] = None,
     note: Annotated[str | None, typer.Option(help="what the token is for")] = None,
     config: ConfigOption = None,
+    environment: Annotated[
+        list[str] | None, typer.Option(help="an environment an agent token serves (repeat)")
+    ] = None,
 ) -> None:
     """Create an API token; its secret is printed this once, and only its hash is kept."""
     from rollout.store.tokens import Scope, TokenError, create_token, grant_problem
@@ -287,6 +294,7 @@ def token_create(
     if scope not in {s.value for s in Scope}:
         raise fail(f"unknown scope {scope!r} (one of: {', '.join(s.value for s in Scope)})")
     services = service or []
+    places = environment or []
     remote = _remote()
     if remote is not None:
         # Each scope's body carries its own grant only: the API refuses fields it does not use.
@@ -295,6 +303,8 @@ def token_create(
             body["services"] = services
         if scope == "team":
             body["team"] = team
+        if scope == "agent":
+            body["environments"] = places
         if note is not None:
             body["note"] = note
         answer = _ask(remote, "POST", "/v1/tokens", json=body)
@@ -303,12 +313,14 @@ def token_create(
         from rollout.engine.runtime import utcnow
         from rollout.store.database import transaction
 
-        problem = grant_problem(_fleet(config), services, team)
+        problem = grant_problem(_fleet(config), services, team, places)
         if problem is not None:
             raise fail(problem)
         try:
             with transaction(get_settings().resolved_database_url()) as session:
-                info, secret = create_token(session, Scope(scope), utcnow(), services, team, note)
+                info, secret = create_token(
+                    session, Scope(scope), utcnow(), services, team, note, places
+                )
         except TokenError as error:
             raise fail(str(error)) from None
         token_id = info.id
@@ -372,12 +384,15 @@ def api(
     import uvicorn
 
     from rollout.api import create_app
+    from rollout.observability import setup
 
     settings = get_settings()
+    setup("api", log_format=settings.log_format)  # /metrics is on the API's own port
     application = create_app(
         settings.resolved_database_url(), _fleet(config), broker_url=settings.broker_url
     )
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    # log_config=None: uvicorn's lines go through the root handler, in ROLLOUT_LOG_FORMAT.
+    uvicorn.run(application, host=host, port=port, log_level="info", log_config=None)
 
 
 @app.command()
@@ -405,20 +420,36 @@ def recall(
     out.print(recalled.message, highlight=False)
 
 
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(min=0, max=65535, help="serve /metrics here [default: ROLLOUT_METRICS_PORT]"),
+]
+
+
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="processes in the pool")] = 2,
     pool: Annotated[str, typer.Option(help="prefork, or solo: one process, no pool")] = "prefork",
     loglevel: Annotated[str, typer.Option()] = "INFO",
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Start a Celery worker: runs upgrade steps, gates and rollbacks."""
     import os
 
-    from rollout.engine.celery_app import QUEUE
-    from rollout.engine.celery_app import app as celery
+    from rollout.observability import metrics, setup
 
     if pool not in ("prefork", "solo"):
         raise fail(f"unknown pool {pool!r} (prefork or solo)")
+    settings = get_settings()
+    port = settings.metrics_port if metrics_port is None else metrics_port
+    if port is not None:
+        # The pool processes record into files there; this process serves their sum.
+        metrics.use_multiprocess_dir()
+    setup("worker", log_format=settings.log_format, metrics_port=port)
+
+    from rollout.engine.celery_app import QUEUE
+    from rollout.engine.celery_app import app as celery
+
     # The pid keeps node names unique when several workers share a host.
     name = f"rollout-{os.getpid()}@%h"
     celery.worker_main(
@@ -441,13 +472,17 @@ def worker(
 @app.command()
 def ticker(
     interval: Annotated[float | None, typer.Option(help="seconds between ticks")] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Claim due waits and stale work from the database and nudge workers."""
     from rollout.engine.celery_app import CeleryDispatcher
     from rollout.engine.runtime import Runtime
     from rollout.engine.ticker import run_ticker
+    from rollout.observability import setup
 
     settings = get_settings()
+    port = settings.metrics_port if metrics_port is None else metrics_port
+    setup("ticker", log_format=settings.log_format, metrics_port=port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -484,6 +519,7 @@ def main() -> Any:
 
 # Commands about people live in their own module; registered here so `rollout --help` lists
 # them with the rest.
+from rollout.cli.freezes import freeze, freezes, unfreeze  # noqa: E402
 from rollout.cli.hygiene import hygiene  # noqa: E402
 from rollout.cli.paging import (  # noqa: E402
     ack,
@@ -497,4 +533,11 @@ from rollout.cli.paging import (  # noqa: E402
 
 for command in (oncall, pages, override, ack, resolve, misrouted, hygiene):
     app.command()(command)
+app.command()(freeze)
+app.command()(unfreeze)
+app.command()(freezes)
 app.command("not-actionable")(not_actionable)
+
+from rollout.cli.agent import agent  # noqa: E402
+
+app.command()(agent)

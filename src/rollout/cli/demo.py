@@ -26,6 +26,7 @@ from rollout.drivers.simulated import SimulatedFleet, simulated_fleet
 from rollout.engine.embedded import EmbeddedEngine
 from rollout.engine.responding import Response, respond
 from rollout.engine.submission import submit
+from rollout.observability import setup, tracing
 from rollout.store.database import migrate, reading, transaction
 from rollout.store.models import Delivery, Installation, Page
 from rollout.store.queries import all_pages, rollout_counts, upgrade_counts
@@ -126,6 +127,7 @@ def _pending_deliveries(database_url: str) -> int:
 
 def run_demo(config: Path | None, console: Console | None) -> dict[str, Any]:
     started = time.monotonic()
+    setup("demo", log_format=None)  # with OTEL_TRACES_EXPORTER set: its rollouts traced
     pager = Pager()
     # The teams' channel is a secret by reference: the demo's pager, here.
     os.environ["ROLLOUT_DEMO_PAGER"] = pager.url
@@ -171,6 +173,7 @@ def run_demo(config: Path | None, console: Console | None) -> dict[str, Any]:
         _answer_pages(database_url)
         while _pending_deliveries(database_url) and time.monotonic() < deadline:
             time.sleep(0.1)
+    tracing.flush()
     until = datetime.now(UTC)
     hygiene = gather(database_url, fleet, until - timedelta(days=1), until)
 

@@ -23,6 +23,7 @@ STATE_STYLE = {
     "rolling_back": "red",
     "rolled_back": "red",
     "rollback_failed": "bold red",
+    "blocked": "bold red",
     "cancelled": "dim",
     "superseded": "dim",
     "superseding": "dim",
@@ -144,7 +145,7 @@ def tokens_table(tokens: list[TokenView]) -> Table:
         table.add_row(
             str(t.id),
             t.scope,
-            ", ".join(t.services),
+            ", ".join(t.services or t.environments),
             t.team or "",
             t.note or "",
             f"{t.created_at:%Y-%m-%d %H:%M} UTC",

@@ -18,7 +18,7 @@ __all__ = ["ConfigError", "ConfigProblem", "load_fleet"]
 
 _LIST_KEYS = ("teams", "stages", "environments", "services")
 # Top-level mappings (not lists): one file defines each.
-_MAPPING_KEYS = ("simulation", "operations")
+_MAPPING_KEYS = ("simulation", "operations", "artifacts")
 _TOP_KEYS = (*_LIST_KEYS, *_MAPPING_KEYS)
 
 

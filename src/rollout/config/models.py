@@ -6,7 +6,7 @@ import math
 import re
 import string
 from collections.abc import Callable, Iterator, Mapping
-from datetime import date, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,6 +14,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ByteSize,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
@@ -27,6 +28,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from rollout.config.durations import Duration, PositiveDuration
 from rollout.domain.conditions import parse_condition
+from rollout.domain.constraints import DAYS, Window, next_open_in_all
+from rollout.domain.entry import LOCATION_PLACEHOLDERS, SCANNER_PLACEHOLDERS
 
 __all__ = [
     "COMMAND_PLACEHOLDERS",
@@ -36,6 +39,7 @@ __all__ = [
     "SEVERITIES",
     "URL_PLACEHOLDERS",
     "VERSION_PATTERN",
+    "Artifacts",
     "CommandDriver",
     "Driver",
     "Environment",
@@ -43,10 +47,14 @@ __all__ = [
     "Fault",
     "Fleet",
     "Gate",
+    "HttpDriver",
     "HttpGate",
+    "MaintenanceWindow",
     "Member",
     "PrometheusGate",
     "Requirement",
+    "Scanner",
+    "SecretReference",
     "Service",
     "SimulatedDriver",
     "Simulation",
@@ -383,8 +391,108 @@ class CommandDriver(_Model):
         return self.timeout + timedelta(minutes=1)
 
 
-# A discriminated union on `type`; an http agent driver joins it later.
-Driver = Annotated[SimulatedDriver | CommandDriver, Field(discriminator="type")]
+class SecretReference(_Model):
+    """Where a secret lives, never the secret: `{env: NAME}` or `{file: PATH}`."""
+
+    env: Annotated[str, Field(min_length=1)] | None = None
+    file: Annotated[str, Field(min_length=1)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_reference(cls, data: Any) -> Any:
+        # Never echo an inline value: it may be the very secret that should not be there.
+        if not isinstance(data, Mapping):
+            raise ValueError("a secret is given by reference: {env: NAME} or {file: PATH}")
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretReference:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a secret reference names exactly one of `env` or `file`")
+        return self
+
+
+AGENT_URL_PLACEHOLDERS: tuple[str, ...] = ("environment",)
+
+
+def _check_agent_url(value: str) -> str:
+    if not re.match(r"https?://", value):
+        raise ValueError(f"url {value!r} must start with http:// or https://")
+    return _check_placeholders(value, AGENT_URL_PLACEHOLDERS, "url")
+
+
+class HttpDriver(_Model):
+    """An environment's `rollout agent` applies versions. `push`: the orchestrator calls the
+    agent's API; `pull`: the agent polls the orchestrator's API (an air-gapped network takes
+    no inbound calls), so the engine only records what it wants and reads what was reported."""
+
+    type: Literal["http"]
+    mode: Literal["push", "pull"] = "push"
+    # The agent's base URL (push only); placeholder {environment}.
+    url: Annotated[str, AfterValidator(_check_agent_url)] | None = None
+    # Sent as `Authorization: Bearer …` to a push agent; read on the worker at each call.
+    token: SecretReference | None = None
+    # One call to the agent, its retries included; keep it under ROLLOUT_LEASE_SECONDS, or
+    # a step that waits on a silent agent outlives its claim.
+    request_timeout: PositiveDuration = timedelta(seconds=10)
+    poll_interval: PositiveDuration = timedelta(seconds=2)
+    deploy_timeout: PositiveDuration = timedelta(minutes=10)
+
+    @model_validator(mode="after")
+    def _url_for_push(self) -> HttpDriver:
+        if self.mode == "push" and self.url is None:
+            raise ValueError("an http driver in push mode needs the agent's `url`")
+        if self.mode == "pull" and (self.url is not None or self.token is not None):
+            raise ValueError(
+                "an http driver in pull mode is called by its agent: drop `url` and `token` "
+                "(the agent authenticates with an `agent` API token)"
+            )
+        return self
+
+
+# --- maintenance windows ------------------------------------------------------------------------
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _clock(value: object) -> object:
+    # YAML 1.1 reads an unquoted 16:00 as the base-60 number 960: refuse it, never guess.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(
+            f'a time of day must be a quoted string "HH:MM": YAML read the number {value!r}'
+        )
+    return value
+
+
+class MaintenanceWindow(_Model):
+    """A weekly window in which upgrades may start; `end` at or before `start` ends on the
+    next day (a window across midnight)."""
+
+    days: Annotated[list[Day], Field(min_length=1)]
+    start: Annotated[time, BeforeValidator(_clock)]
+    end: Annotated[time, BeforeValidator(_clock)]
+    zone: str
+
+    @field_validator("zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return Member._known_zone(value)
+
+    def window(self) -> Window:
+        """The window as the constraints see it."""
+        return Window(frozenset(DAYS.index(d) for d in self.days), self.start, self.end, self.zone)
+
+    @model_validator(mode="after")
+    def _has_length(self) -> MaintenanceWindow:
+        if self.start == self.end:
+            raise ValueError(
+                f"a window from {self.start:%H:%M} to {self.end:%H:%M} has no length "
+                "(for a whole day, leave the windows out: no windows means always open)"
+            )
+        return self
+
+
+Driver = Annotated[SimulatedDriver | CommandDriver | HttpDriver, Field(discriminator="type")]
 
 
 class Environment(_Model):
@@ -392,6 +500,8 @@ class Environment(_Model):
     stage: Name
     driver: Driver
     labels: Labels = Field(default_factory=dict)
+    # Upgrades start only inside one of these; none: always open.
+    windows: list[MaintenanceWindow] = Field(default_factory=list)
 
 
 class EnvironmentSelector(_Model):
@@ -562,6 +672,52 @@ class WebhookGate(_GateBase):
 Gate = Annotated[HttpGate | SoakGate | PrometheusGate | WebhookGate, Field(discriminator="type")]
 
 
+# --- air-gapped entry ---------------------------------------------------------------------------
+
+
+def _scanner_argv(value: list[str]) -> list[str]:
+    return _check_argv(value, SCANNER_PLACEHOLDERS)
+
+
+def _artifact_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"path {value!r} must be absolute (every worker reads it)")
+    return _check_placeholders(value, LOCATION_PLACEHOLDERS, "path")
+
+
+def _artifact_url(value: str) -> str:
+    _check_url(value)
+    return _check_placeholders(value, LOCATION_PLACEHOLDERS, "url")
+
+
+class Scanner(_Model):
+    """A program run on each artifact before it enters an air-gapped environment: exit 0 is
+    clean, anything else a finding. An argument list, never a shell."""
+
+    # Placeholders {artifact} (the file) {service} {version} {environment} {digest}.
+    command: Annotated[list[str], Field(min_length=1), AfterValidator(_scanner_argv)]
+    timeout: PositiveDuration = timedelta(minutes=5)
+
+
+class Artifacts(_Model):
+    """Where the bytes of a service's version are, so that their digest can be checked."""
+
+    # Exactly one of: a file every worker sees, or an http(s) URL; placeholders {service}
+    # {version} {environment} {digest}.
+    path: Annotated[str, AfterValidator(_artifact_path)] | None = None
+    url: Annotated[str, AfterValidator(_artifact_url)] | None = None
+    max_size: ByteSize = ByteSize(10 * 2**30)
+    # For reading or downloading the artifact (the scanner has its own).
+    timeout: PositiveDuration = timedelta(minutes=5)
+    scanner: Scanner | None = None
+
+    @model_validator(mode="after")
+    def _one_location(self) -> Artifacts:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of `path` and `url`")
+        return self
+
+
 # --- services ---------------------------------------------------------------------------------
 
 _REQUIREMENT = re.compile(r"\s*([^\s<>=!]+)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*")
@@ -597,6 +753,10 @@ class Service(_Model):
     environments: EnvironmentSelector | None = None
     requires: list[Requirement] = Field(default_factory=list)
     gates: list[Gate] = Field(default_factory=list)
+    # Upgrades start only inside one of these (and the environment's); none: always open.
+    windows: list[MaintenanceWindow] = Field(default_factory=list)
+    # Overrides the fleet's `artifacts` for this service.
+    artifacts: Artifacts | None = None
 
     def runs_in(self, environment: Environment) -> bool:
         return self.environments is None or self.environments.matches(environment)
@@ -672,6 +832,8 @@ class Fleet(_Model):
     # The facility's 24/7 operations rotation (the NOC): pages about air-gapped environments
     # reach it too, since only its people have hands on those networks.
     operations: Operations | None = None
+    # Where artifacts are found, to be verified before they enter an air-gapped environment.
+    artifacts: Artifacts | None = None
 
     _stage_index: dict[str, int] = PrivateAttr(default_factory=dict)
     _services: dict[str, Service] = PrivateAttr(default_factory=dict)
@@ -735,7 +897,8 @@ class Fleet(_Model):
 
     def warnings(self) -> list[str]:
         """What is allowed but unwise: a rotation of more than six people (shifts come round
-        so rarely that people lose touch with the systems)."""
+        so rarely that people lose touch with the systems); a service whose maintenance
+        windows never overlap an environment's."""
         found = []
         for index, team in enumerate(self.teams):
             if team.rotations is None:
@@ -747,7 +910,39 @@ class Fleet(_Model):
                         f"teams[{index}].rotations.{role}: {len(members)} members; more than 6 "
                         "and each comes round too rarely to stay in practice"
                     )
+        for index, environment in enumerate(self.environments):
+            if not self.air_gapped(environment):
+                continue
+            unchecked = [
+                s.name
+                for s in self.services
+                if s.runs_in(environment) and self.artifacts_for(s) is None
+            ]
+            if unchecked:
+                names = ", ".join(unchecked[:3])
+                if len(unchecked) > 3:
+                    names += f" and {len(unchecked) - 3} more"
+                found.append(
+                    f"environments[{index}]: {environment.name} is air-gapped, but no "
+                    f"`artifacts` location is set for {names}: what enters it is not verified"
+                )
+        # Windows that never overlap hold a service's upgrades in an environment for ever.
+        since = datetime(2026, 1, 5, tzinfo=UTC)
+        for index, service in enumerate(self.services):
+            for environment in self.environments_of(service):
+                if not (service.windows and environment.windows):
+                    continue
+                groups = [[w.window() for w in service.windows]]
+                groups.append([w.window() for w in environment.windows])
+                if next_open_in_all(groups, since) is None:
+                    found.append(
+                        f"services[{index}].windows: never overlap the windows of environment "
+                        f"{environment.name}; {service.name} would never upgrade there"
+                    )
         return found
+
+    def artifacts_for(self, service: Service) -> Artifacts | None:
+        return service.artifacts or self.artifacts
 
     def air_gapped(self, environment: Environment) -> bool:
         return environment.labels.get("air_gapped") == "true"

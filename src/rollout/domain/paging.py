@@ -10,6 +10,7 @@ class PageKind(StrEnum):
     FAILURE = "failure"  # a gate failed: rolled back, rollout halted
     DECISION = "decision"  # a gate was inconclusive: a human decides
     ROLLBACK_FAILED = "rollback_failed"
+    BLOCKED = "blocked"  # an artifact failed its air-gapped entry check: nothing deployed
 
 
 # An inconclusive gate asks for a decision; it never wakes anyone up.
@@ -46,6 +47,8 @@ def summary(kind: PageKind, facts: PageFacts) -> str:
         )
     if kind is PageKind.ROLLBACK_FAILED:
         return f"{subject}: rollback to {back} failed: {facts.reason}. Hands needed. {more}"
+    if kind is PageKind.BLOCKED:
+        return f"{subject}: {facts.reason}. Nothing was deployed; rollout halted. {more}"
     return (
         f"{subject}: {what} failed: {facts.reason}. Rolled back to {back}; rollout halted. {more}"
     )

@@ -55,6 +55,8 @@ class UpgradeState(StrEnum):
     ROLLBACK_FAILED = "rollback_failed"
     CANCELLED = "cancelled"  # never started: its rollout halted
     SUPERSEDED = "superseded"  # never started: a newer release took its place
+    # Never started: its artifact failed the check before entering an air-gapped environment.
+    BLOCKED = "blocked"
 
     @property
     def final(self) -> bool:
@@ -65,6 +67,7 @@ class UpgradeState(StrEnum):
         return self not in (UpgradeState.PENDING, UpgradeState.READY) and self not in (
             UpgradeState.CANCELLED,
             UpgradeState.SUPERSEDED,
+            UpgradeState.BLOCKED,
         )
 
     @property
@@ -79,6 +82,7 @@ _FINAL_UPGRADE = frozenset(
         UpgradeState.ROLLBACK_FAILED,
         UpgradeState.CANCELLED,
         UpgradeState.SUPERSEDED,
+        UpgradeState.BLOCKED,
     }
 )
 
@@ -87,7 +91,7 @@ UPGRADE_TRANSITIONS: dict[UpgradeState, frozenset[UpgradeState]] = {
     _U.PENDING: frozenset({_U.READY, _U.CANCELLED, _U.SUPERSEDED}),
     # A READY upgrade has not touched its environment yet, so it can still be called off,
     # or taken back to PENDING when an operator pauses its rollout.
-    _U.READY: frozenset({_U.DEPLOYING, _U.PENDING, _U.CANCELLED, _U.SUPERSEDED}),
+    _U.READY: frozenset({_U.DEPLOYING, _U.PENDING, _U.CANCELLED, _U.SUPERSEDED, _U.BLOCKED}),
     _U.DEPLOYING: frozenset({_U.VERIFYING, _U.ROLLING_BACK}),
     _U.VERIFYING: frozenset({_U.SUCCEEDED, _U.ROLLING_BACK, _U.AWAITING_DECISION}),
     _U.AWAITING_DECISION: frozenset({_U.SUCCEEDED, _U.ROLLING_BACK}),

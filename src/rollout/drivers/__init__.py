@@ -57,9 +57,11 @@ class DriverError(RuntimeError):
     """The driver could not be asked (unreachable, refused): the step is retried later."""
 
 
-def driver_for(spec: Mapping[str, Any], simulator_url: str) -> Driver:
+def driver_for(
+    spec: Mapping[str, Any], simulator_url: str, database_url: str | None = None
+) -> Driver:
     """The driver an environment's snapshot names; `simulator_url` locates the simulated
-    fleet's database."""
+    fleet's database, `database_url` the engine's (where pull-mode deploys are recorded)."""
     kind = spec.get("type")
     if kind == "simulated":
         from rollout.drivers.simulated import simulated_driver
@@ -74,4 +76,14 @@ def driver_for(spec: Mapping[str, Any], simulator_url: str) -> Driver:
         configured = spec.get("state_dir")
         state_dir = Path(configured) if configured else get_settings().data_dir / "command-driver"
         return CommandDriver(CommandSpec.from_snapshot(spec), state_dir)
+    if kind == "http" and spec.get("mode", "push") == "push":
+        from rollout.drivers.http import HttpDriver, HttpSpec
+
+        return HttpDriver(HttpSpec.from_snapshot(spec))
+    if kind == "http" and spec.get("mode") == "pull":
+        from rollout.drivers.pull import PullDriver
+
+        if database_url is None:
+            raise DriverError("a pull-mode driver needs the engine's database")
+        return PullDriver(database_url)
     raise DriverError(f"unknown driver type {kind!r}")

@@ -157,6 +157,22 @@ class CommandDriver:
     def transport(self) -> None:
         return None
 
+    def cancel(self, key: str, reason: str) -> DeployStatus:
+        """Stop a deploy that still runs (the agent's newer deploy of the same service
+        supersedes it) and record it failed; a finished one keeps its result."""
+        directory = self._directory(key)
+        if directory.is_dir() and not (directory / "result.json").exists():
+            plan = _read_json(directory / "plan.json")
+            started = float(plan["started_at"]) if plan else directory.stat().st_mtime
+            supervisor = _read_pid(directory / "supervisor.pid")
+            young = time.time() - started < LAUNCH_GRACE
+            # The supervisor first, so that it starts no further step once its command dies.
+            if supervisor is not None and _is_supervisor(supervisor, directory, young):
+                _kill_group(supervisor)
+            _kill_command(directory)
+            _finish(directory, {"exit_code": None, "error": reason})
+        return self.status(key)
+
     # -- for storing with the upgrade --------------------------------------------------------
     def output(self, key: str) -> str:
         """The tail (at most OUTPUT_LIMIT bytes) of what the deploy printed, so far."""

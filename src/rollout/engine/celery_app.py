@@ -14,6 +14,7 @@ from rollout.engine.outbox import deliver, escalate
 from rollout.engine.progress import advance
 from rollout.engine.runtime import Runtime
 from rollout.engine.steps import step
+from rollout.observability import workers as _observed  # noqa: F401 (connects its signals)
 from rollout.settings import get_settings
 from rollout.store.database import engine_for, session_factory
 

@@ -4,6 +4,7 @@ written with it, and the step that sends one delivery and records how it went.""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from rollout.domain.oncall import (
     who_is_on_call,
 )
 from rollout.engine.runtime import Runtime
+from rollout.observability import events
 from rollout.paging import (
     Action,
     DeliveryStatus,
@@ -247,8 +249,9 @@ def deliver(runtime: Runtime, delivery_id: int, claim: int) -> None:
     """Send one delivery once; record delivered, failed for good, or due again later."""
     with reading(runtime.database_url) as session:
         row = session.execute(
-            select(Delivery, Page)
+            select(Delivery, Page, Rollout.traceparent)
             .join(Page, Page.id == Delivery.page_id)
+            .join(Rollout, Rollout.id == Page.rollout_id)
             .where(Delivery.id == delivery_id, Delivery.claim == claim)
         ).first()
         if row is None or row.Delivery.state != "pending":
@@ -267,7 +270,19 @@ def deliver(runtime: Runtime, delivery_id: int, claim: int) -> None:
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             return
-    claim += 1
+    with events.delivering(row.traceparent, page, delivery) as delivered:
+        _send(runtime, delivery, page, message, claim + 1, delivered)
+
+
+def _send(
+    runtime: Runtime,
+    delivery: Delivery,
+    page: Page,
+    message: PageMessage,
+    claim: int,
+    delivered: Callable[[str, datetime], None],
+) -> None:
+    delivery_id = delivery.id
     spec = dict(delivery.channel_spec or {})
     if RECIPIENT in spec:  # rows written before it was kept name the page's recipient
         message = replace(message, recipient=spec.pop(RECIPIENT))
@@ -293,3 +308,4 @@ def deliver(runtime: Runtime, delivery_id: int, claim: int) -> None:
             .where(Delivery.id == delivery_id, Delivery.claim == claim)
             .values(**values)
         )
+    delivered(values.get("state", "retrying"), now)

@@ -29,6 +29,7 @@ from rollout.domain.states import (
 )
 from rollout.drivers import DeployPhase, DeployRequest, Driver, driver_for
 from rollout.engine.dispatch import Nudge
+from rollout.engine.entry import admit
 from rollout.engine.outbox import SAME_FACTS, address
 from rollout.engine.progress import (
     halt,
@@ -36,10 +37,12 @@ from rollout.engine.progress import (
     lock_rollout,
     replan,
     uninstall,
+    wake_dependents,
     wake_waiting,
 )
 from rollout.engine.runtime import Runtime
 from rollout.gates import GateContext, measure, policy_of
+from rollout.observability import events
 from rollout.store.database import is_postgresql, reading, transaction
 from rollout.store.models import Installation, Measurement, Page, Release, Rollout, Upgrade
 
@@ -91,10 +94,33 @@ def _step_once(runtime: Runtime, upgrade_id: int, claim: int) -> int | None:
         )
         session.expunge_all()
 
-    driver = driver_for(upgrade.driver, runtime.simulator_url)
+    with events.stepping(upgrade, rollout):
+        return _step_in_hand(runtime, upgrade, rollout, claim, state, taken, installed)
+
+
+def _step_in_hand(
+    runtime: Runtime,
+    upgrade: Upgrade,
+    rollout: Rollout,
+    claim: int,
+    state: UpgradeState,
+    taken: list[Measurement],
+    installed: Installation | None,
+) -> int | None:
+    upgrade_id = upgrade.id
+    driver = driver_for(upgrade.driver, runtime.simulator_url, runtime.database_url)
     now = runtime.now()
     try:
         if state is UpgradeState.READY:
+            # An air-gapped environment lets in only an artifact that passed its check.
+            admitted = admit(runtime, upgrade, rollout, claim)
+            if admitted is None:
+                return None
+            claim, blocked = admitted
+            now = runtime.now()  # the check may have taken minutes
+            if blocked is not None:
+                outcome = Outcome(UpgradeState.BLOCKED, reason=blocked)
+                return _apply(runtime, upgrade.rollout_id, upgrade_id, claim, outcome, now)
             taken_claim = _take_for_deploy(runtime, upgrade, claim, installed, now)
             if taken_claim is None:
                 return None  # called off (halted, superseded) before it touched the environment
@@ -112,6 +138,14 @@ def _step_once(runtime: Runtime, upgrade_id: int, claim: int) -> int | None:
             due_in=_poll(upgrade),
             reason=f"retrying: {error}",
         )
+        started = upgrade.deploy_started_at
+        if (
+            upgrade.state == UpgradeState.DEPLOYING
+            and started
+            and now - started > _timeout(upgrade)
+        ):
+            # A driver that never answers (a hung agent) must not hold the upgrade forever.
+            outcome = _roll_back(f"deploy did not finish within {_timeout(upgrade)}: {error}")
     return _apply(runtime, upgrade.rollout_id, upgrade_id, claim, outcome, now)
 
 
@@ -223,7 +257,9 @@ def _verify(
         verdict = verdicts.judge(policy, history[policy.name], started)
         running = verdict.state is verdicts.VerdictState.RUNNING
         if running and verdict.next_due is not None and verdict.next_due <= now:
-            taken_now = measure(spec, context, now)
+            with events.measuring(policy.name, upgrade) as measured:
+                taken_now = measure(spec, context, now)
+                measured(taken_now)
             new.append((policy.name, taken_now))
             history[policy.name].append(taken_now)
             verdict = verdicts.judge(policy, history[policy.name], started)
@@ -326,10 +362,15 @@ def _apply(
 
         if outcome.state is not before:
             nudges += _consequences(session, rollout, upgrade, before, outcome, now, runtime)
+        traceparent = rollout.traceparent
+    events.moved(traceparent, upgrade, before, outcome.state, now, recalled=outcome.recalled)
     if outcome.state.final:
         # After the commit, in a transaction of its own: it locks other rollouts, and holding
         # ours meanwhile could deadlock with theirs. If it is lost, their recheck finds it.
         wake_waiting(runtime, upgrade.service, rollout_id)
+    if outcome.state in (UpgradeState.SUCCEEDED, UpgradeState.ROLLED_BACK):
+        # The installed version changed: upgrades of other services requiring it may start.
+        wake_dependents(runtime, upgrade.environment, upgrade.service)
     runtime.dispatcher.send(nudges)
     return go_on
 
@@ -364,6 +405,9 @@ def _consequences(
         _page(session, rollout, upgrade, PageKind.DECISION, outcome, now)
     elif state is UpgradeState.ROLLBACK_FAILED:
         _page(session, rollout, upgrade, PageKind.ROLLBACK_FAILED, outcome, now)
+    elif state is UpgradeState.BLOCKED:
+        halt(session, rollout, f"{upgrade.environment}: {outcome.reason}")
+        _page(session, rollout, upgrade, PageKind.BLOCKED, outcome, now)
     elif not state.final:
         return []  # deploying or verifying: the plan counts them alike, nothing to re-plan
     return replan(session, rollout, runtime)
@@ -378,6 +422,8 @@ def _page(
     now: datetime,
 ) -> None:
     key = dedup_key(rollout.id, outcome.failed_gate, upgrade.environment)
+    if kind is PageKind.BLOCKED:
+        key = dedup_key(rollout.id, "entry", upgrade.environment)
     if kind is PageKind.ROLLBACK_FAILED:
         key += "/rollback"
     if session.execute(select(Page.id).where(Page.dedup_key == key)).first() is not None:

@@ -13,11 +13,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rollout.config import VERSION_PATTERN, Fleet
-from rollout.config.models import Environment, Service, Team
+from rollout.config.models import (
+    Artifacts,
+    Environment,
+    MaintenanceWindow,
+    Service,
+    Team,
+    fill_placeholders,
+)
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import replan
 from rollout.engine.runtime import Runtime
+from rollout.observability import events, tracing
 from rollout.store.database import is_postgresql, transaction
 from rollout.store.models import Release, Rollout, Upgrade
 
@@ -52,11 +60,14 @@ def submit(
         known = ", ".join(sorted(s.name for s in fleet.services)) or "none"
         raise SubmitError(f"unknown service {service!r} (known: {known})") from None
     environments = fleet.environments_of(spec)
-    try:
-        return _record(runtime, fleet, spec, environments, version, digest)
-    except IntegrityError:
-        # Another pipeline submitted the same release at the same moment: theirs stands.
-        return _record(runtime, fleet, spec, environments, version, digest)
+    with events.submitting(service, version) as submitted:
+        try:
+            result = _record(runtime, fleet, spec, environments, version, digest)
+        except IntegrityError:
+            # Another pipeline submitted the same release at the same moment: theirs stands.
+            result = _record(runtime, fleet, spec, environments, version, digest)
+        submitted(result.rollout_id)
+    return result
 
 
 def _record(
@@ -146,6 +157,7 @@ def open_rollout(
         plan=snapshot(fleet, spec, environments),
         created_at=now,
         updated_at=now,
+        traceparent=tracing.current_traceparent(),
     )
     session.add(rollout)
     session.flush()
@@ -189,6 +201,17 @@ def _driver_spec(environment: Environment) -> dict[str, Any]:
             health_timeout_s=_seconds(driver.health_timeout),
             state_dir=driver.state_dir,
         )
+    elif driver.type == "http":
+        spec.update(
+            mode=driver.mode,
+            # Rendered here: the worker knows the environment only as the deploy's.
+            url=None
+            if driver.url is None
+            else fill_placeholders(driver.url, {"environment": environment.name}),
+            # The reference only: the worker reads the token itself, at each call.
+            token=None if driver.token is None else driver.token.model_dump(exclude_none=True),
+            request_timeout_s=_seconds(driver.request_timeout),
+        )
     return spec
 
 
@@ -218,6 +241,44 @@ def snapshot(fleet: Fleet, spec: Service, environments: list[Environment]) -> di
         "air_gapped": [e.name for e in environments if fleet.air_gapped(e)],
         "operations": (
             paging_spec(fleet.team(fleet.operations.team)) if fleet.operations else None
+        ),
+        "artifacts": _artifacts_spec(fleet.artifacts_for(spec)),
+        # What decides when an upgrade may start, so workers plan without the config.
+        "windows": {
+            "service": [window_spec(w) for w in spec.windows],
+            "environments": {
+                e.name: [window_spec(w) for w in e.windows] for e in environments if e.windows
+            },
+        },
+        "requires": [
+            {"service": r.service, "op": r.op, "version": r.version} for r in spec.requires
+        ],
+    }
+
+
+def window_spec(window: MaintenanceWindow) -> dict[str, Any]:
+    return {
+        "days": list(window.days),
+        "start": window.start.isoformat(),
+        "end": window.end.isoformat(),
+        "zone": window.zone,
+    }
+
+
+def _artifacts_spec(artifacts: Artifacts | None) -> dict[str, Any] | None:
+    """Where the artifact is and how it is scanned before air-gapped entry."""
+    if artifacts is None:
+        return None
+    scanner = artifacts.scanner
+    return {
+        "path": artifacts.path,
+        "url": artifacts.url,
+        "max_bytes": int(artifacts.max_size),
+        "timeout_s": _seconds(artifacts.timeout),
+        "scanner": (
+            {"command": list(scanner.command), "timeout_s": _seconds(scanner.timeout)}
+            if scanner is not None
+            else None
         ),
     }
 

@@ -20,6 +20,7 @@ from rollout.engine.dispatch import (
     StepNudge,
 )
 from rollout.engine.runtime import Runtime
+from rollout.observability import events
 from rollout.store.database import is_postgresql, transaction
 from rollout.store.models import Delivery, Page, Rollout, Upgrade
 
@@ -95,7 +96,12 @@ def _due(
     limit: int,
     postgres: bool,
 ) -> list[int]:
-    return list(session.scalars(_due_query(model, model.due_at, now, limit, postgres)))
+    rows = session.execute(
+        _due_query(model, model.due_at, now, limit, postgres).add_columns(model.due_at)
+    ).all()
+    if rows:  # oldest first: how late this tick is for the row that waited longest
+        events.ticker_claimed(model.__tablename__, rows[0].due_at, now)
+    return [row.id for row in rows]
 
 
 def run_ticker(runtime: Runtime, interval: float, stop: threading.Event) -> None:

@@ -22,7 +22,7 @@ import httpx
 from rollout.paging.secrets import SecretError, SecretRef, scrub
 
 SEVERITIES = ("P0", "P1", "P2", "P3", "P4")
-KINDS = ("failure", "decision", "rollback_failed")
+KINDS = ("failure", "decision", "rollback_failed", "blocked")
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 PAGERDUTY_SEVERITY = {
     "P0": "critical",
@@ -35,6 +35,7 @@ ALERTNAMES = {
     "failure": "RolloutGateFailed",
     "decision": "RolloutGateInconclusive",
     "rollback_failed": "RolloutRollbackFailed",
+    "blocked": "RolloutArtifactBlocked",
 }
 # PagerDuty's documented limits on an event.
 PAGERDUTY_SUMMARY_MAX = 1024
@@ -138,6 +139,7 @@ def headline(message: PageMessage) -> str:
         "failure": f"failed {gate}" if message.gate else "failed to deploy",
         "decision": f"needs a decision on {gate}",
         "rollback_failed": "rollback failed",
+        "blocked": "was blocked at air-gapped entry",
     }[message.kind]
     where = message.environment
     return f"[{message.severity}] {message.service} {message.version} {what} in {where}"

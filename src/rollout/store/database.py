@@ -10,9 +10,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,7 +44,8 @@ def engine_for(url: str, writer: bool = True) -> Engine:
     """The engine for a URL; on SQLite, readers get an engine of their own that never
     takes the write lock (elsewhere both are the same engine)."""
     if url.startswith("sqlite"):
-        engine = create_engine(
+        # Looked up at the call: tracing (rollout.observability) wraps sqlalchemy's own.
+        engine = sqlalchemy.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
         )
         _tune_sqlite(engine, writer)
@@ -52,7 +54,7 @@ def engine_for(url: str, writer: bool = True) -> Engine:
         return engine_for(url)
     # No pre-ping: it costs a round trip per checkout. A connection lost to a database restart
     # fails its step, SQLAlchemy drops the pool, and the row's lease re-drives the step.
-    return create_engine(url, pool_size=5, max_overflow=10)
+    return sqlalchemy.create_engine(url, pool_size=5, max_overflow=10)
 
 
 @cache

@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -84,6 +86,9 @@ class Rollout(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The W3C traceparent of the span that submitted it: every step of the rollout, in
+    # whichever worker and however much later, starts its span as a child of this one.
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
 
 class Upgrade(Base):
@@ -125,6 +130,22 @@ class Measurement(Base):
     value: Mapped[str | None] = mapped_column(Text)
     condition: Mapped[str] = mapped_column(Text)
     message: Mapped[str] = mapped_column(Text)
+
+
+class ArtifactCheck(Base):
+    """The verdict on an upgrade's artifact before it entered an air-gapped environment:
+    recorded once, so a redelivered step never checks or scans it again."""
+
+    __tablename__ = "artifact_checks"
+
+    upgrade_id: Mapped[int] = mapped_column(ForeignKey("upgrades.id"), primary_key=True)
+    admitted: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str | None] = mapped_column(String(71))  # what the artifact hashed to
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    scanner_exit: Mapped[int | None] = mapped_column(Integer)
+    scanner_output: Mapped[str | None] = mapped_column(Text)  # its tail, at most 64 KiB
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Installation(Base):
@@ -178,6 +199,8 @@ class ApiToken(Base):
     scope: Mapped[str] = mapped_column(String(16))
     services: Mapped[list[str]] = mapped_column(JSON)  # pipeline tokens: what they may submit
     team: Mapped[str | None] = mapped_column(String(63))  # team tokens: whose data they see
+    # Agent tokens: the environments whose desired versions they read and report on.
+    environments: Mapped[list[str] | None] = mapped_column(JSON)
     note: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -235,4 +258,37 @@ class Override(Base):
     replaces: Mapped[str | None] = mapped_column(String(64))
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AgentDeployment(Base):
+    """A deploy the engine wants in a pull-mode environment: its agent reads the running ones
+    (`GET /v1/agents/{environment}/desired`) and reports each outcome; nothing calls in."""
+
+    __tablename__ = "agent_deployments"
+    __table_args__ = (Index("ix_agent_deployments_environment_phase", "environment", "phase"),)
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)  # the idempotency key
+    environment: Mapped[str] = mapped_column(String(63))
+    service: Mapped[str] = mapped_column(String(63))
+    version: Mapped[str | None] = mapped_column(String(64))  # None: remove the service
+    phase: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed
+    message: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The service's health as the agent last reported it, on its newest succeeded deploy.
+    health: Mapped[str | None] = mapped_column(String(16))
+    health_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Freeze(Base):
+    """Nothing new starts in an environment, or of a service, until a time; set by an
+    operator, read by every plan."""
+
+    __tablename__ = "freezes"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # environment | service
+    target: Mapped[str] = mapped_column(String(63), primary_key=True)
+    until: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

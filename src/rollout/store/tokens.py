@@ -26,6 +26,7 @@ class Scope(StrEnum):
     TEAM = "team"  # reads its own services' rollouts, acts on its own pages
     OPERATOR = "operator"  # reads everything, steers rollouts
     ADMIN = "admin"  # all an operator may, plus tokens and config
+    AGENT = "agent"  # a pull-mode agent: its environments' desired versions and reports
 
 
 class TokenError(ValueError):
@@ -43,6 +44,7 @@ class TokenInfo:
     note: str | None
     created_at: datetime
     revoked_at: datetime | None
+    environments: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, row: ApiToken) -> TokenInfo:
@@ -54,6 +56,7 @@ class TokenInfo:
             row.note,
             row.created_at,
             row.revoked_at,
+            tuple(row.environments or ()),
         )
 
 
@@ -61,12 +64,23 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def check_grant(scope: Scope, services: list[str], team: str | None) -> None:
-    """What each scope needs: a pipeline its services, a team its name, the others neither."""
-    for name in [*services, *([team] if team is not None else [])]:
+def check_grant(
+    scope: Scope, services: list[str], team: str | None, environments: list[str] | None = None
+) -> None:
+    """What each scope needs: a pipeline its services, a team its name, an agent its
+    environments, the others none."""
+    environments = environments or []
+    for name in [*services, *environments, *([team] if team is not None else [])]:
         if not re.fullmatch(NAME_PATTERN, name):
             raise TokenError(f"malformed name {name!r}: expected {NAME_PATTERN}")
-    if scope is Scope.PIPELINE:
+    if environments and scope is not Scope.AGENT:
+        raise TokenError("only an agent token is bound to environments: drop --environment")
+    if scope is Scope.AGENT:
+        if not environments:
+            raise TokenError("an agent token needs its environment(s) (--environment)")
+        if services or team is not None:
+            raise TokenError("an agent token is for environments: drop --service and --team")
+    elif scope is Scope.PIPELINE:
         if not services:
             raise TokenError("a pipeline token needs the services it may submit (--service)")
         if team is not None:
@@ -80,8 +94,16 @@ def check_grant(scope: Scope, services: list[str], team: str | None) -> None:
         raise TokenError(f"an {scope} token sees everything: drop --service and --team")
 
 
-def grant_problem(fleet: Fleet, services: list[str], team: str | None) -> str | None:
+def grant_problem(
+    fleet: Fleet, services: list[str], team: str | None, environments: list[str] | None = None
+) -> str | None:
     """What is wrong with the names a token would grant (a typo would grant nothing)."""
+    places = {e.name for e in fleet.environments}
+    strangers = [e for e in environments or [] if e not in places]
+    if strangers:
+        return (
+            f"unknown environment(s): {', '.join(strangers)} (known: {', '.join(sorted(places))})"
+        )
     known = {s.name for s in fleet.services}
     unknown = [s for s in services if s not in known]
     if unknown:
@@ -98,10 +120,12 @@ def create_token(
     services: list[str] | None = None,
     team: str | None = None,
     note: str | None = None,
+    environments: list[str] | None = None,
 ) -> tuple[TokenInfo, str]:
     """Record a new token; the secret returned here is never available again."""
     services = sorted(set(services or []))
-    check_grant(scope, services, team)
+    environments = sorted(set(environments or []))
+    check_grant(scope, services, team, environments)
     if note is not None and len(note) > NOTE_MAX:
         raise TokenError(f"the note is longer than {NOTE_MAX} characters")
     secret = PREFIX + secrets.token_urlsafe(32)
@@ -112,6 +136,7 @@ def create_token(
         team=team,
         note=note,
         created_at=now,
+        environments=environments or None,
     )
     session.add(row)
     session.flush()

@@ -51,6 +51,24 @@ def test_grants_that_do() -> None:
     check_grant(Scope.PIPELINE, ["checkout", "search-api"], None)
     check_grant(Scope.TEAM, [], "payments")
     check_grant(Scope.ADMIN, [], None)
+    check_grant(Scope.AGENT, [], None, ["vault-1", "vault-2"])
+
+
+@pytest.mark.parametrize(
+    ("scope", "services", "team", "environments", "message"),
+    [
+        (Scope.AGENT, [], None, [], "needs its environment"),
+        (Scope.AGENT, ["checkout"], None, ["vault-1"], "drop --service and --team"),
+        (Scope.AGENT, [], "payments", ["vault-1"], "drop --service and --team"),
+        (Scope.OPERATOR, [], None, ["vault-1"], "only an agent token is bound to environments"),
+        (Scope.AGENT, [], None, ["Vault 1"], "malformed name 'Vault 1'"),
+    ],
+)
+def test_agent_grants_that_make_no_sense(
+    scope: Scope, services: list[str], team: str | None, environments: list[str], message: str
+) -> None:
+    with pytest.raises(TokenError, match=message):
+        check_grant(scope, services, team, environments)
 
 
 def test_the_hash_is_sha256_hex() -> None:

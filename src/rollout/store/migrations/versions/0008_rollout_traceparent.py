@@ -1,0 +1,26 @@
+"""rollout traceparent: one trace per rollout
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-11-27 10:20:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("rollouts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("traceparent", sa.String(length=55), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("rollouts", schema=None) as batch_op:
+        batch_op.drop_column("traceparent")
