@@ -201,7 +201,9 @@ def cluster(
         cluster.stop()
 
 
-TABLES = "pages, measurements, upgrades, rollouts, releases, installations, agent_deployments"
+TABLES = (
+    "pages, measurements, upgrades, rollouts, releases, installations, agent_deployments, freezes"
+)
 
 
 @pytest.fixture

@@ -164,3 +164,34 @@ def test_remote_mode_needs_both_settings(api: Api) -> None:
         [ROLLOUT, "list"], env=unreachable, capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     _refused(result, "cannot reach the API at http://127.0.0.1:1")
+
+
+def test_freezes_remotely_as_locally(api: Api) -> None:
+    operator = api.token("--scope", "operator")
+    team = api.token("--scope", "team", "--team", "search")
+
+    frozen = api.remote(operator, "freeze", "prod-1", "--until", "2h", "--reason", "audit")
+    assert frozen.returncode == 0, frozen.stderr
+    assert frozen.stdout.startswith("environment prod-1 frozen until ")
+    local, remote = api.local("freezes"), api.remote(team, "freezes")
+    assert remote.returncode == 0, remote.stderr
+    assert remote.stdout == local.stdout and "audit" in remote.stdout
+
+    _refused(
+        api.remote(team, "freeze", "prod-1", "--until", "1h", "--reason", "x"),
+        "team token may not",
+        "HTTP 403",
+    )
+    _refused(
+        api.remote(operator, "freeze", "nowhere", "--until", "1h", "--reason", "x"),
+        "unknown environment or service 'nowhere'",
+        "HTTP 404",
+    )
+    _refused(
+        api.remote(operator, "freeze", "prod-1", "--until", "2001-01-01T00:00", "--reason", "x"),
+        "is not in the future",
+        "HTTP 409",
+    )
+    lifted = api.remote(operator, "unfreeze", "prod-1")
+    assert lifted.stdout == "environment prod-1 unfrozen\n"
+    assert api.local("freezes").stdout == "nothing is frozen\n"

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 DIGEST = "sha256:" + "0f" * 32
 TABLES = (
     "page_events, api_tokens, pages, measurements, upgrades, rollouts, releases, installations, "
-    "agent_deployments"
+    "agent_deployments, freezes"
 )
 
 
@@ -208,6 +208,15 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
     ("POST", "/v1/rollouts/{search-api}/retry", None, STEER),
     # The operator recalls; the admin's same request is a no-op (200 again).
     ("POST", "/v1/releases/recall", {"service": "search-api", "version": "2.0.0"}, STEER),
+    # Freezes: the operator freezes, the admin's same request replaces it (201 again).
+    (
+        "POST",
+        "/v1/freezes",
+        {"target": "prod-1", "until": "2h", "reason": "audit"},
+        {**STEER, "operator": 201, "admin": 201},
+    ),
+    ("GET", "/v1/freezes", None, READ_ALL),
+    ("DELETE", "/v1/freezes/prod-1", None, STEER),
     # Pull-mode agents: only an agent token, and only for its own environments.
     ("GET", "/v1/agents/canary-1/desired", None, AGENT_ONLY),
     ("GET", "/v1/agents/prod-1/desired", None, NO_ONE),
@@ -263,6 +272,7 @@ def test_every_endpoint_of_the_document_is_in_the_matrix(world: World) -> None:
          .replace("{token:victim}", "{token_id}")
          .replace("/checkout", "/{name}").replace("/search-api", "/{name}")
          .replace("/teams/payments/", "/teams/{team}/").replace("/teams/search/", "/teams/{team}/")
+         .replace("/freezes/prod-1", "/freezes/{target}")
          .replace("/agents/canary-1/", "/agents/{environment}/")
          .replace("/agents/prod-1/", "/agents/{environment}/"))
         for method, template, _, _ in MATRIX
@@ -570,3 +580,46 @@ def test_the_admin_reads_the_config_without_secret_values(world: World) -> None:
     assert [s["name"] for s in config["services"]] == [s.name for s in world.fleet.services]
     channels = [c for t in config["teams"] for c in t["channels"]]
     assert channels and all(c["url"] == {"env": "ROLLOUT_TEST_PAGE_HOOK"} for c in channels)
+
+
+def test_freezes_over_the_api(world: World) -> None:
+    created = world.call(
+        "POST", "/v1/freezes", "operator", {"target": "checkout", "until": "2h", "reason": "audit"}
+    )
+    assert created.status_code == 201, created.text
+    frozen = created.json()
+    assert (frozen["kind"], frozen["target"], frozen["reason"]) == ("service", "checkout", "audit")
+    until = datetime.fromisoformat(frozen["until"])
+    assert 7190 < (until - datetime.now(UTC)).total_seconds() <= 7200
+    assert frozen["message"].startswith("service checkout frozen until ")
+
+    listed = world.call("GET", "/v1/freezes", "search").json()["freezes"]
+    assert [(f["kind"], f["target"]) for f in listed] == [("service", "checkout")]
+
+    refusals = [
+        ({"target": "prod-9", "until": "2h", "reason": "x"}, 404, "unknown environment or service"),
+        ({"target": "prod-1", "until": "2020-01-01T00:00:00Z", "reason": "x"}, 409, "not in the"),
+        ({"target": "prod-1", "until": "0s", "reason": "x"}, 409, "0s is not in the future"),
+        ({"target": "prod-1", "until": "-2h", "reason": "x"}, 422, "body.until"),
+        ({"target": "prod-1", "until": "soon", "reason": "x"}, 422, "body.until"),
+        ({"target": "prod-1", "until": "2h", "reason": "   "}, 422, "body.reason"),
+        ({"target": "prod-1", "until": "2h"}, 422, "body.reason"),
+    ]
+    for body, status, fragment in refusals:
+        refused = world.call("POST", "/v1/freezes", "operator", body)
+        assert refused.status_code == status, (body, refused.text)
+        assert fragment in refused.json()["detail"], (body, refused.text)
+    naive = world.call(
+        "POST",
+        "/v1/freezes",
+        "operator",
+        {"target": "prod-1", "until": "2999-01-01T00:00", "reason": "x"},
+    )
+    assert naive.json()["until"].startswith("2999-01-01T00:00:00"), naive.text  # UTC
+
+    lifted = world.call("DELETE", "/v1/freezes/checkout", "operator").json()
+    assert lifted == {"changed": True, "message": "service checkout unfrozen"}
+    again = world.call("DELETE", "/v1/freezes/checkout", "operator").json()
+    assert again == {"changed": False, "message": "checkout was not frozen"}
+    listed = world.call("GET", "/v1/freezes", "operator").json()["freezes"]
+    assert [f["target"] for f in listed] == ["prod-1"]

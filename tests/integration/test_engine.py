@@ -11,10 +11,10 @@ from celery import Celery
 from sqlalchemy import select, update
 
 from rollout.config import Fault, Fleet
-from rollout.drivers.simulated import SimulatedFleet
+from rollout.drivers.simulated import SimulatedFleet, deploys
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
-from rollout.store.database import transaction
+from rollout.store.database import connection, transaction
 from rollout.store.models import Installation, Measurement, Page, Release, Rollout, Upgrade
 from tests.conftest import Cluster
 from tests.waiting import wait_for
@@ -171,6 +171,37 @@ def test_a_lost_nudge_is_redriven_when_its_lease_runs_out(
             .values(claim=Upgrade.claim + 1, due_at=datetime.now(UTC) + timedelta(seconds=3))
         )
     assert _final(cluster, submitted.rollout_id).state == "succeeded"
+
+
+def test_a_worker_dying_between_taking_an_upgrade_and_asking_the_driver_loses_nothing(
+    cluster: Cluster, fleet: Fleet, simulator: SimulatedFleet, runtime: Runtime
+) -> None:
+    # The fault suite found it: the row said deploying, the driver knew no such deploy, and
+    # the upgrade was rolled back as a failed deploy, its rollout halted and its team paged.
+    simulator.inject(Fault(service="checkout", version="5.1.0", deploy_seconds=1))
+    submitted = submit(runtime, fleet, "checkout", "5.1.0")
+    wait_for(
+        lambda: _upgrades(cluster, submitted.rollout_id)["canary-1"].state == "deploying",
+        30,
+        "the canary to deploy",
+    )
+    canary = _upgrades(cluster, submitted.rollout_id)["canary-1"]
+    # As if its worker died after committing "deploying" and before asking: the driver has
+    # no such deploy, and the lease is up.
+    with connection(cluster.database_url) as db:
+        db.execute(deploys.delete().where(deploys.c.key == f"upgrade-{canary.id}"))
+    with transaction(cluster.database_url) as session:
+        session.execute(
+            update(Upgrade)
+            .where(Upgrade.id == canary.id)
+            .values(claim=Upgrade.claim + 1, due_at=datetime.now(UTC))
+        )
+
+    assert _final(cluster, submitted.rollout_id).state == "succeeded"
+    assert _upgrades(cluster, submitted.rollout_id)["canary-1"].state == "succeeded"
+    assert simulator.deploy_records()[f"upgrade-{canary.id}"][1] == 1
+    with transaction(cluster.database_url) as session:
+        assert not list(session.scalars(select(Page.id)))
 
 
 def test_stale_and_duplicate_nudges_change_nothing(

@@ -178,7 +178,7 @@ def test_the_same_key_twice_is_one_deploy(agent: AgentProcess) -> None:
     with pytest.raises(DriverError, match="422 this agent deploys to agent-1, not prod-7"):
         driver.start(DeployRequest("upgrade-2", "prod-7", "checkout", "1.2.0"))
     unknown = driver.status("upgrade-404")
-    assert unknown.phase is DeployPhase.FAILED and "knows no deploy upgrade-404" in unknown.message
+    assert unknown.phase is DeployPhase.UNKNOWN and "knows no deploy upgrade-404" in unknown.message
 
 
 def test_a_token_is_required_and_never_shown(tmp_path: Path) -> None:

@@ -154,3 +154,32 @@ def test_an_unacknowledged_page_escalates_to_the_secondary_then_the_team(
     assert recipients[2] is None  # the whole team
     actions = sorted(d.action for d in _deliveries(cluster, page.id))
     assert actions == ["escalate-1", "escalate-2", "trigger"]
+
+
+def test_a_page_retried_after_its_escalation_still_names_whom_it_was_for(
+    cluster: Cluster,
+    fleet: Fleet,
+    simulator: SimulatedFleet,
+    runtime: Runtime,
+    page_receiver: PageReceiver,
+) -> None:
+    # The fault suite found it: the first page, refused until both escalations had gone out,
+    # was sent naming the page's latest recipient (the whole team), so it carried the second
+    # escalation's Idempotency-Key and a receiver keeping keys dropped one of the two.
+    refused = (429, {"Retry-After": "4"})
+    page_receiver.reset(refusals=[refused, refused])  # the team's first page and the NOC's
+    simulator.inject(Fault(service="ledger", version="7.1.0", health="unhealthy"))
+    submitted = submit(runtime, fleet, "ledger", "7.1.0")
+    page = _page(cluster, submitted.rollout_id)
+    first = page.recipient  # read before its first escalation, a second later
+
+    received = wait_for(
+        lambda: (
+            len(page_receiver.pages(page.dedup_key)) == 3 and page_receiver.pages(page.dedup_key)
+        ),
+        30,
+        "both escalations, then the first page once the receiver takes it",
+    )
+    recipients = [body["recipient"] for body in received]
+    assert recipients[1:] == [None, first]  # the team's escalation, then the late first page
+    assert recipients[0] not in (None, first)  # the secondary's escalation, by name

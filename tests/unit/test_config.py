@@ -594,3 +594,53 @@ def test_arbitrary_text_only_raises_config_error(tmp_path: Path, text: str) -> N
         assert error.problems
         assert all(p.file == str(path) for p in error.problems)
         str(error)
+
+
+def test_maintenance_windows(tmp_path: Path) -> None:
+    window = '[{days: [mon, fri], start: "22:00", end: "02:00", zone: Europe/Berlin}]'
+    text = (
+        BASE.replace("    stage: production\n", f"    stage: production\n    windows: {window}\n")
+        + f"    windows: {window}\n"
+    )
+    fleet = load_fleet(write(tmp_path, text))
+    assert fleet.environment("prod-1").windows == fleet.service("checkout").windows
+    (loaded,) = fleet.service("checkout").windows
+    assert (loaded.days, str(loaded.start), str(loaded.end)) == (
+        ["mon", "fri"],
+        "22:00:00",
+        "02:00:00",
+    )
+
+    mistakes = (
+        '    windows: [{days: [mon], start: "09:00", end: 16:00, zone: UTC}]\n'
+        '    windows: [{days: [mon], start: "09:00", end: "09:00", zone: UTC}]\n'
+        '    windows: [{days: [monday], start: "09:00", end: "10:00", zone: Mars/Olympus}]\n'
+    ).splitlines(keepends=True)
+    found = []
+    for mistake in mistakes:
+        found += [(p.path, p.message) for p in problems_of(write(tmp_path, BASE + mistake))]
+    assert [path for path, _ in found] == [
+        "services[0].windows[0].end",
+        "services[0].windows[0]",
+        "services[0].windows[0].days[0]",
+        "services[0].windows[0].zone",
+    ]
+    assert "quoted string" in found[0][1] and "960" in found[0][1]
+    assert "no length" in found[1][1]
+    assert "unknown time zone 'Mars/Olympus'" in found[3][1]
+
+
+def test_windows_that_never_overlap_are_a_warning(tmp_path: Path) -> None:
+    morning = '[{days: [mon], start: "06:00", end: "08:00", zone: UTC}]'
+    evening = '[{days: [mon, tue], start: "18:00", end: "20:00", zone: Europe/Berlin}]'
+    text = (
+        BASE.replace("    stage: production\n", f"    stage: production\n    windows: {evening}\n")
+        + f"    windows: {morning}\n"
+    )
+    fleet = load_fleet(write(tmp_path, text))
+    assert fleet.warnings() == [
+        "services[0].windows: never overlap the windows of environment prod-1; checkout would "
+        "never upgrade there"
+    ]
+    overlapping = text.replace('end: "08:00"', 'end: "18:30"')
+    assert load_fleet(write(tmp_path, overlapping)).warnings() == []

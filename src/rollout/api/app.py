@@ -26,6 +26,10 @@ from rollout.api.schemas import (
     EnvironmentList,
     ErrorOut,
     FeedbackIn,
+    FreezeIn,
+    FreezeKind,
+    FreezeList,
+    FreezeOut,
     Health,
     MisroutedIn,
     OnCallOut,
@@ -49,11 +53,20 @@ from rollout.api.schemas import (
     TokenIn,
     TokenList,
     TokenView,
+    UnfrozenOut,
 )
 from rollout.config import NAME_PATTERN, Fleet
 from rollout.domain.oncall import Assignment
 from rollout.domain.states import RolloutState
 from rollout.engine import steering
+from rollout.engine.freezes import (
+    FreezeRefused,
+    FreezeView,
+    UnknownTarget,
+    active_freezes,
+    freeze,
+    unfreeze,
+)
 from rollout.engine.outbox import on_call_now
 from rollout.engine.recall import NoSuchRelease, recall
 from rollout.engine.responding import Response as PageResponse
@@ -209,6 +222,45 @@ def create_app(
             rolling_off=list(done.rolling_off),
             message=done.message,
         )
+
+    freeze_refused: dict[int | str, dict[str, Any]] = {
+        409: {
+            "model": ErrorOut,
+            "description": "the time is not in the future, or the name is both an environment "
+            "and a service",
+        }
+    }
+
+    @app.post("/v1/freezes", tags=["freezes"], status_code=201, responses=freeze_refused)
+    def post_freeze(body: Annotated[FreezeIn, Body()], _: Steerer) -> FreezeOut:
+        """Freeze an environment or a service until a time: no new upgrade starts there, and
+        `rollout show` says so. Freezing it again replaces the time and the reason."""
+        try:
+            done = freeze(runtime, fleet, body.target, body.until, body.reason, body.kind)
+        except UnknownTarget as error:
+            raise HTTPException(404, str(error)) from None
+        except FreezeRefused as error:
+            raise HTTPException(409, str(error)) from None
+        return _freeze_out(done)
+
+    @app.get("/v1/freezes", tags=["freezes"])
+    def get_freezes(_: Annotated[TokenInfo, Depends(allow(*READERS))]) -> FreezeList:
+        """The freezes in force, the soonest to end first."""
+        with reading(database_url) as session:
+            found = active_freezes(session, runtime.now())
+        return FreezeList(freezes=[_freeze_out(f) for f in found])
+
+    @app.delete("/v1/freezes/{target}", tags=["freezes"])
+    def delete_freeze(
+        target: Annotated[str, Path(pattern=NAME_PATTERN, max_length=63)],
+        _: Steerer,
+        kind: FreezeKind | None = None,
+    ) -> UnfrozenOut:
+        """Lift the freeze of an environment or a service (`kind` only for a name that is
+        both); what it held is planned at once. Lifting a freeze that is not there changes
+        nothing."""
+        done = unfreeze(runtime, target, kind)
+        return UnfrozenOut(changed=done.changed, message=done.message)
 
     @app.get("/v1/rollouts", tags=["rollouts"])
     def list_rollouts(
@@ -483,6 +535,18 @@ def create_app(
     app.include_router(agents_router(database_url, now))
     known.update(_known_query_parameters(app))
     return app
+
+
+def _freeze_out(view: FreezeView) -> FreezeOut:
+    kind = "service" if view.kind == "service" else "environment"
+    return FreezeOut(
+        kind=kind,
+        target=view.target,
+        until=view.until,
+        reason=view.reason,
+        created_at=view.created_at,
+        message=view.message,
+    )
 
 
 def _assignment(assignment: Assignment) -> AssignmentOut:

@@ -296,3 +296,39 @@ class RecalledOut(Strict):
     changed: bool = Field(description="false: it was recalled already")
     rolling_off: list[str] = Field(description="environments going back to their last good version")
     message: str
+
+
+FreezeKind = Literal["environment", "service"]
+
+
+# Whole units, largest first, each at most once: 2h, 1h30m, 1d12h.
+FREEZE_DURATION_PATTERN = r"^(\d{1,6}d)?(\d{1,6}h)?(\d{1,6}m)?(\d{1,6}s)?$"
+
+
+class FreezeIn(Strict):
+    target: Name = Field(description="an environment or a service of the fleet")
+    until: (
+        datetime | Annotated[str, StringConstraints(min_length=2, pattern=FREEZE_DURATION_PATTERN)]
+    ) = Field(description="an ISO time (UTC when it names no zone) or a duration: 2h, 1h30m")
+    reason: Annotated[str, StringConstraints(max_length=500, pattern=r"\S")]
+    kind: FreezeKind | None = Field(
+        default=None, description="only when the name is both an environment and a service"
+    )
+
+
+class FreezeOut(Strict):
+    kind: FreezeKind
+    target: str
+    until: datetime
+    reason: str
+    created_at: datetime
+    message: str
+
+
+class FreezeList(Strict):
+    freezes: list[FreezeOut]
+
+
+class UnfrozenOut(Strict):
+    changed: bool = Field(description="false: it was not frozen")
+    message: str

@@ -519,6 +519,7 @@ def main() -> Any:
 
 # Commands about people live in their own module; registered here so `rollout --help` lists
 # them with the rest.
+from rollout.cli.freezes import freeze, freezes, unfreeze  # noqa: E402
 from rollout.cli.hygiene import hygiene  # noqa: E402
 from rollout.cli.paging import (  # noqa: E402
     ack,
@@ -532,6 +533,9 @@ from rollout.cli.paging import (  # noqa: E402
 
 for command in (oncall, pages, override, ack, resolve, misrouted, hygiene):
     app.command()(command)
+app.command()(freeze)
+app.command()(unfreeze)
+app.command()(freezes)
 app.command("not-actionable")(not_actionable)
 
 from rollout.cli.agent import agent  # noqa: E402

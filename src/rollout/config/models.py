@@ -6,7 +6,7 @@ import math
 import re
 import string
 from collections.abc import Callable, Iterator, Mapping
-from datetime import date, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,6 +28,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from rollout.config.durations import Duration, PositiveDuration
 from rollout.domain.conditions import parse_condition
+from rollout.domain.constraints import DAYS, Window, next_open_in_all
 from rollout.domain.entry import LOCATION_PLACEHOLDERS, SCANNER_PLACEHOLDERS
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "Gate",
     "HttpDriver",
     "HttpGate",
+    "MaintenanceWindow",
     "Member",
     "PrometheusGate",
     "Requirement",
@@ -448,6 +450,48 @@ class HttpDriver(_Model):
         return self
 
 
+# --- maintenance windows ------------------------------------------------------------------------
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _clock(value: object) -> object:
+    # YAML 1.1 reads an unquoted 16:00 as the base-60 number 960: refuse it, never guess.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(
+            f'a time of day must be a quoted string "HH:MM": YAML read the number {value!r}'
+        )
+    return value
+
+
+class MaintenanceWindow(_Model):
+    """A weekly window in which upgrades may start; `end` at or before `start` ends on the
+    next day (a window across midnight)."""
+
+    days: Annotated[list[Day], Field(min_length=1)]
+    start: Annotated[time, BeforeValidator(_clock)]
+    end: Annotated[time, BeforeValidator(_clock)]
+    zone: str
+
+    @field_validator("zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return Member._known_zone(value)
+
+    def window(self) -> Window:
+        """The window as the constraints see it."""
+        return Window(frozenset(DAYS.index(d) for d in self.days), self.start, self.end, self.zone)
+
+    @model_validator(mode="after")
+    def _has_length(self) -> MaintenanceWindow:
+        if self.start == self.end:
+            raise ValueError(
+                f"a window from {self.start:%H:%M} to {self.end:%H:%M} has no length "
+                "(for a whole day, leave the windows out: no windows means always open)"
+            )
+        return self
+
+
 Driver = Annotated[SimulatedDriver | CommandDriver | HttpDriver, Field(discriminator="type")]
 
 
@@ -456,6 +500,8 @@ class Environment(_Model):
     stage: Name
     driver: Driver
     labels: Labels = Field(default_factory=dict)
+    # Upgrades start only inside one of these; none: always open.
+    windows: list[MaintenanceWindow] = Field(default_factory=list)
 
 
 class EnvironmentSelector(_Model):
@@ -707,6 +753,8 @@ class Service(_Model):
     environments: EnvironmentSelector | None = None
     requires: list[Requirement] = Field(default_factory=list)
     gates: list[Gate] = Field(default_factory=list)
+    # Upgrades start only inside one of these (and the environment's); none: always open.
+    windows: list[MaintenanceWindow] = Field(default_factory=list)
     # Overrides the fleet's `artifacts` for this service.
     artifacts: Artifacts | None = None
 
@@ -849,7 +897,8 @@ class Fleet(_Model):
 
     def warnings(self) -> list[str]:
         """What is allowed but unwise: a rotation of more than six people (shifts come round
-        so rarely that people lose touch with the systems)."""
+        so rarely that people lose touch with the systems); a service whose maintenance
+        windows never overlap an environment's."""
         found = []
         for index, team in enumerate(self.teams):
             if team.rotations is None:
@@ -877,6 +926,19 @@ class Fleet(_Model):
                     f"environments[{index}]: {environment.name} is air-gapped, but no "
                     f"`artifacts` location is set for {names}: what enters it is not verified"
                 )
+        # Windows that never overlap hold a service's upgrades in an environment for ever.
+        since = datetime(2026, 1, 5, tzinfo=UTC)
+        for index, service in enumerate(self.services):
+            for environment in self.environments_of(service):
+                if not (service.windows and environment.windows):
+                    continue
+                groups = [[w.window() for w in service.windows]]
+                groups.append([w.window() for w in environment.windows])
+                if next_open_in_all(groups, since) is None:
+                    found.append(
+                        f"services[{index}].windows: never overlap the windows of environment "
+                        f"{environment.name}; {service.name} would never upgrade there"
+                    )
         return found
 
     def artifacts_for(self, service: Service) -> Artifacts | None:

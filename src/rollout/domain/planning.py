@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from rollout.domain.constraints import Constraints
 from rollout.domain.states import RolloutState, SteeringRefused, UpgradeState
 
 
@@ -73,11 +74,14 @@ def plan(
     upgrades: Sequence[UpgradeView],
     busy: Mapping[str, str],
     now: datetime,
+    constraints: Constraints | None = None,
 ) -> Plan:
     """Decide the next moves of one rollout.
 
     `busy` maps an environment to the reason another rollout of the same service still holds
     it (its upgrade there is in flight): one upgrade per service and environment at a time.
+    `constraints` (windows, freezes, dependencies, recall) decide whether a pending upgrade
+    may start; a held one is planned again when its verdict says it may.
     """
     result = Plan(rollout.state, rollout.stage_index, rollout.stage_passed_at)
     if rollout.state.final:
@@ -123,7 +127,7 @@ def plan(
         if index <= current:
             # A promoted stage may still have environments left to start (promote_share < 1).
             pending = [u for u in members if u.state is UpgradeState.PENDING]
-            _admit(stages[index], members, pending, busy, result, now)
+            _admit(stages[index], members, pending, busy, result, now, constraints)
         else:
             reason = _waiting_for(stages, by_stage, current, result, now)
             for upgrade in members:
@@ -158,6 +162,13 @@ def end_soak(
 # An environment held by another rollout is looked at again this often, even if the nudge
 # that says it came free is lost.
 BUSY_RECHECK = timedelta(seconds=5)
+# An upgrade waiting for another service's version is woken when that service's installation
+# changes in its environment; this recheck only bounds the wait if that wake is lost.
+DEPENDENCY_RECHECK = timedelta(seconds=30)
+
+
+def _due(result: Plan, when: datetime) -> None:
+    result.due_at = when if result.due_at is None else min(result.due_at, when)
 
 
 def _admit(
@@ -167,14 +178,19 @@ def _admit(
     busy: Mapping[str, str],
     result: Plan,
     now: datetime,
+    constraints: Constraints | None,
 ) -> None:
     limit = stage.max_in_flight(len(members))
     in_flight = sum(u.state.in_flight for u in members)
     for upgrade in pending:
+        verdict = None if constraints is None else constraints.verdict(upgrade.environment, now)
         if upgrade.environment in busy:
             result.holds[upgrade.id] = busy[upgrade.environment]
-            recheck = now + BUSY_RECHECK
-            result.due_at = recheck if result.due_at is None else min(result.due_at, recheck)
+            _due(result, now + BUSY_RECHECK)
+        elif verdict is not None and not verdict.admitted:
+            result.holds[upgrade.id] = verdict.reason or "held by a constraint"
+            # The ticker plans again at the instant the verdict names: no busy loop.
+            _due(result, verdict.until or now + DEPENDENCY_RECHECK)
         elif in_flight < limit:
             result.start.append(upgrade.id)
             in_flight += 1

@@ -14,6 +14,9 @@ class DeployPhase(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # The driver has no deploy under this key: it was never asked (a worker died between
+    # taking the upgrade and asking). Only a driver whose record every worker sees may say so.
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)

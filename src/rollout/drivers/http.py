@@ -68,10 +68,11 @@ class HttpDriver:
     def status(self, key: str) -> DeployStatus:
         response = self._call("GET", f"/deployments/{quote(key, safe='')}")
         if response.status_code == 404:
+            # The agent keeps every request on disk, so a key it does not know never reached
+            # it: the step asks again under the same key (or times out) instead of failing.
             return DeployStatus(
-                DeployPhase.FAILED,
-                f"the agent at {self.spec.url} knows no deploy {key} "
-                "(its deploy request was refused or never arrived)",
+                DeployPhase.UNKNOWN,
+                f"the agent at {self.spec.url} knows no deploy {key} (its request never arrived)",
             )
         if response.status_code >= 400:
             return DeployStatus(DeployPhase.FAILED, f"the agent refused: {_detail(response)}")

@@ -54,7 +54,8 @@ class PullDriver:
         with reading(self.database_url) as session:
             row = session.get(AgentDeployment, key)
             if row is None:
-                return DeployStatus(DeployPhase.FAILED, f"no deploy {key} was recorded")
+                # Every worker sees this table: no row means the request was never recorded.
+                return DeployStatus(DeployPhase.UNKNOWN, f"no deploy {key} was recorded")
             if row.phase == DeployPhase.RUNNING:
                 waiting = "applying" if row.reported_at else "waiting for the agent to pull it"
                 return DeployStatus(DeployPhase.RUNNING, row.message or waiting)

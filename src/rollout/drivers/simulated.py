@@ -134,7 +134,7 @@ class SimulatedFleet:
         with connection(self.url) as db:
             row = _settle(db, key, now)
         if row is None:
-            return DeployStatus(DeployPhase.FAILED, f"no deploy {key}")
+            return DeployStatus(DeployPhase.UNKNOWN, f"no deploy {key}")
         if row.ready_at > now:
             return DeployStatus(DeployPhase.RUNNING, "deploying")
         if row.fails:

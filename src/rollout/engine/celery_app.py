@@ -24,6 +24,9 @@ app = Celery("rollout")
 app.conf.update(
     broker_url=get_settings().broker_url,
     task_default_queue=QUEUE,
+    # Every setting below serves one promise: at-least-once delivery of nudges to steps that
+    # are idempotent and claim-checked. tests/e2e/test_faults.py kills workers, restarts
+    # Redis and PostgreSQL under 2,000 upgrades and checks that nothing is lost or doubled.
     # Acknowledge after the task ran, so a worker killed mid-task leaves its message to
     # another worker...
     task_acks_late=True,
@@ -33,10 +36,18 @@ app.conf.update(
     worker_prefetch_multiplier=4,
     # Nothing reads task results: state is in the database.
     task_ignore_result=True,
-    # Waits live in the database, never in countdowns; the ticker re-drives lost messages,
-    # so Redis' own redelivery may stay slow.
+    # Longer than any message is held unacknowledged (a prefetched wait plus the longest
+    # step: gate and channel timeouts of seconds), so Redis never re-delivers one that is
+    # still running; a message lost with a worker, or with a Redis restart (unacked ones
+    # die with it), is re-driven by the ticker when its row's lease runs out, not by this.
     broker_transport_options={"visibility_timeout": 3600},
+    # A worker outlives a broker restart: it waits for Redis at start and reconnects for as
+    # long as it takes, never exiting after a count of tries.
     broker_connection_retry_on_startup=True,
+    broker_connection_max_retries=None,
+    # On a lost broker connection the running tasks' messages can no longer be acknowledged
+    # and come round again: stop them rather than run them twice at once (Celery 6 default).
+    worker_cancel_long_running_tasks_on_connection_loss=True,
     worker_hijack_root_logger=False,
 )
 

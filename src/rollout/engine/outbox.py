@@ -154,6 +154,9 @@ def addressed(channel: dict[str, Any], contact: dict[str, Any] | None) -> dict[s
 
 # Not a channel setting: who to mention, kept beside the channel's config in the delivery.
 MENTION = "_mention"
+# Nor this: whom the delivery was written for. An escalation renames the page's recipient,
+# and a trigger still retrying must not take the next person's name (and resend key).
+RECIPIENT = "_recipient"
 
 
 def _deliveries(
@@ -166,7 +169,10 @@ def _deliveries(
                 page_id=page.id,
                 channel=f"{index}:{channel['type']}",
                 action=action,
-                channel_spec=addressed(channel, contacts.get(page.recipient or "")),
+                channel_spec={
+                    **addressed(channel, contacts.get(page.recipient or "")),
+                    RECIPIENT: page.recipient,
+                },
                 state="pending",
                 attempts=0,
                 claim=0,
@@ -252,8 +258,20 @@ def deliver(runtime: Runtime, delivery_id: int, claim: int) -> None:
             return  # a duplicate or stale nudge
         delivery, page = row.Delivery, row.Page
         message = message_of(page, page.rollout_id)
+    # Take it before sending, as a deploy is taken before the driver is asked: a nudge that
+    # waited in the queue past its lease must not send while the ticker hands the row to
+    # another worker (both would send, and the first's answer would be dropped: a resend);
+    # and the lease now counts from the send, not from the claim.
+    with transaction(runtime.database_url) as session:
+        taken = session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.claim == claim)
+            .values(claim=claim + 1, due_at=runtime.now() + runtime.lease)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            return
     with events.delivering(row.traceparent, page, delivery) as delivered:
-        _send(runtime, delivery, page, message, claim, delivered)
+        _send(runtime, delivery, page, message, claim + 1, delivered)
 
 
 def _send(
@@ -266,6 +284,8 @@ def _send(
 ) -> None:
     delivery_id = delivery.id
     spec = dict(delivery.channel_spec or {})
+    if RECIPIENT in spec:  # rows written before it was kept name the page's recipient
+        message = replace(message, recipient=spec.pop(RECIPIENT))
     mention = spec.pop(MENTION, None)
     if mention is not None:
         message = replace(message, recipient=f"{message.recipient} ({mention})")

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, defer
 
+from rollout.domain.constraints import (
+    DAYS,
+    Constraints,
+    Freeze,
+    Requirement,
+    Window,
+    dependency_prefix,
+)
 from rollout.domain.planning import RolloutView, StagePlan, UpgradeView, plan
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge, StepNudge
 from rollout.engine.runtime import Runtime
 from rollout.store.database import is_postgresql, transaction
+from rollout.store.models import Freeze as FreezeRow
 from rollout.store.models import Installation, Release, Rollout, Upgrade
 
 IN_FLIGHT = [s.value for s in UpgradeState if s.in_flight]
@@ -32,6 +42,58 @@ def stages_of(rollout: Rollout) -> list[StagePlan]:
         )
         for s in rollout.plan["stages"]
     ]
+
+
+def _windows(specs: list[dict[str, Any]]) -> tuple[Window, ...]:
+    return tuple(
+        Window(
+            frozenset(DAYS.index(d) for d in spec["days"]),
+            time.fromisoformat(spec["start"]),
+            time.fromisoformat(spec["end"]),
+            spec["zone"],
+        )
+        for spec in specs
+    )
+
+
+def constraints_of(
+    session: Session, rollout: Rollout, environments: list[str], now: datetime
+) -> Constraints:
+    """What the rollout's pending upgrades must respect now: windows and requirements from
+    its snapshot, freezes and installed versions from the database, in this transaction."""
+    windows = rollout.plan.get("windows") or {}  # older snapshots have none
+    requires = tuple(Requirement(**r) for r in rollout.plan.get("requires") or [])
+    freezes = session.scalars(
+        select(FreezeRow).where(
+            FreezeRow.until > now,
+            or_(
+                and_(FreezeRow.kind == "service", FreezeRow.target == rollout.service),
+                and_(FreezeRow.kind == "environment", FreezeRow.target.in_(environments)),
+            ),
+        )
+    ).all()
+    installed: dict[tuple[str, str], str] = {}
+    if requires:
+        rows = session.execute(
+            select(Installation.environment, Installation.service, Installation.version).where(
+                Installation.service.in_([r.service for r in requires]),
+                Installation.environment.in_(environments),
+            )
+        ).all()
+        installed = {(env, service): version for env, service, version in rows}
+    release = session.get(Release, rollout.release_id)
+    return Constraints(
+        service=rollout.service,
+        version=rollout.version,
+        service_windows=_windows(windows.get("service") or []),
+        environment_windows={
+            env: _windows(specs) for env, specs in (windows.get("environments") or {}).items()
+        },
+        requires=requires,
+        freezes=tuple(Freeze(f.target, f.kind, f.until, f.reason) for f in freezes),
+        installed=installed,
+        recalled=release is not None and release.state == ReleaseState.RECALLED,
+    )
 
 
 def lock_rollout(session: Session, rollout_id: int, url: str) -> Rollout | None:
@@ -71,6 +133,10 @@ def replan(session: Session, rollout: Rollout, runtime: Runtime) -> list[Nudge]:
         [upgrade_view(u) for u in upgrades],
         _busy(session, rollout, pending_envs),
         now,
+        # Only a running rollout starts upgrades: a halted one needs no constraint read.
+        constraints_of(session, rollout, pending_envs, now)
+        if pending_envs and rollout.state == RolloutState.RUNNING
+        else None,
     )
     by_id = {u.id: u for u in upgrades}
     nudges: list[Nudge] = []
@@ -194,5 +260,21 @@ def wake_waiting(runtime: Runtime, service: str, except_rollout: int) -> None:
                 Rollout.id != except_rollout,
                 Rollout.state.in_([RolloutState.RUNNING, RolloutState.SUPERSEDING]),
             )
+            .values(due_at=runtime.now())
+        )
+
+
+def wake_dependents(runtime: Runtime, environment: str, service: str) -> None:
+    """The installed version of `service` changed in `environment`: plan soon the rollouts
+    whose upgrade there waits for it."""
+    waiting = select(Upgrade.rollout_id).where(
+        Upgrade.environment == environment,
+        Upgrade.state == UpgradeState.PENDING,
+        Upgrade.hold_reason.startswith(dependency_prefix(service), autoescape=True),
+    )
+    with transaction(runtime.database_url) as session:
+        session.execute(
+            update(Rollout)
+            .where(Rollout.id.in_(waiting), Rollout.state == RolloutState.RUNNING)
             .values(due_at=runtime.now())
         )

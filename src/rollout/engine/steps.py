@@ -38,6 +38,7 @@ from rollout.engine.progress import (
     lock_rollout,
     replan,
     uninstall,
+    wake_dependents,
     wake_waiting,
 )
 from rollout.engine.runtime import Runtime
@@ -296,7 +297,16 @@ def _deploying(upgrade: Upgrade, rollout: Rollout, driver: Driver, now: datetime
     if status.phase is DeployPhase.FAILED:
         return _roll_back(f"deploy failed: {status.message}")
     assert upgrade.deploy_started_at is not None
-    if now - upgrade.deploy_started_at > _timeout(upgrade):
+    timed_out = now - upgrade.deploy_started_at > _timeout(upgrade)
+    if status.phase is DeployPhase.UNKNOWN and not timed_out:
+        # Taken for deploy, but its worker died before asking the driver: ask now. The key
+        # is the same, so however many ask, it is one deploy.
+        request = DeployRequest(
+            deploy_key(upgrade), upgrade.environment, upgrade.service, upgrade.to_version
+        )
+        driver.start(request)
+        return Outcome(UpgradeState.DEPLOYING, due_in=_poll(upgrade))
+    if timed_out:
         return _roll_back(f"deploy did not finish within {_timeout(upgrade)}")
     return Outcome(UpgradeState.DEPLOYING, due_in=_poll(upgrade))
 
@@ -382,6 +392,7 @@ def _apply(
     nudges: list[Nudge] = []
     go_on: list[tuple[int, int]] = []
     finished: set[str] = set()
+    installed: set[tuple[str, str]] = set()  # (environment, service) whose version changed
     postgres = is_postgresql(runtime.database_url)
     with transaction(runtime.database_url) as session:
         rollout = lock_rollout(session, rollout_id, runtime.database_url)
@@ -417,6 +428,8 @@ def _apply(
             plan_again = plan_again or changed
             if UpgradeState(upgrade.state).final:
                 finished.add(upgrade.service)
+            if after in (UpgradeState.SUCCEEDED, UpgradeState.ROLLED_BACK):
+                installed.add((upgrade.environment, upgrade.service))
         if plan_again:
             nudges += replan(session, rollout, runtime)
         traceparent = rollout.traceparent
@@ -426,6 +439,9 @@ def _apply(
         # After the commit, in a transaction of its own: it locks other rollouts, and holding
         # ours meanwhile could deadlock with theirs. If it is lost, their recheck finds it.
         wake_waiting(runtime, service, rollout_id)
+    for environment, service in installed:
+        # The installed version changed: upgrades of other services requiring it may start.
+        wake_dependents(runtime, environment, service)
     runtime.dispatcher.send(nudges)
     return go_on
 

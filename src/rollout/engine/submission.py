@@ -13,7 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rollout.config import VERSION_PATTERN, Fleet
-from rollout.config.models import Artifacts, Environment, Service, Team, fill_placeholders
+from rollout.config.models import (
+    Artifacts,
+    Environment,
+    MaintenanceWindow,
+    Service,
+    Team,
+    fill_placeholders,
+)
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import replan
@@ -236,6 +243,25 @@ def snapshot(fleet: Fleet, spec: Service, environments: list[Environment]) -> di
             paging_spec(fleet.team(fleet.operations.team)) if fleet.operations else None
         ),
         "artifacts": _artifacts_spec(fleet.artifacts_for(spec)),
+        # What decides when an upgrade may start, so workers plan without the config.
+        "windows": {
+            "service": [window_spec(w) for w in spec.windows],
+            "environments": {
+                e.name: [window_spec(w) for w in e.windows] for e in environments if e.windows
+            },
+        },
+        "requires": [
+            {"service": r.service, "op": r.op, "version": r.version} for r in spec.requires
+        ],
+    }
+
+
+def window_spec(window: MaintenanceWindow) -> dict[str, Any]:
+    return {
+        "days": list(window.days),
+        "start": window.start.isoformat(),
+        "end": window.end.isoformat(),
+        "zone": window.zone,
     }
 
 

@@ -279,3 +279,16 @@ class AgentDeployment(Base):
     # The service's health as the agent last reported it, on its newest succeeded deploy.
     health: Mapped[str | None] = mapped_column(String(16))
     health_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Freeze(Base):
+    """Nothing new starts in an environment, or of a service, until a time; set by an
+    operator, read by every plan."""
+
+    __tablename__ = "freezes"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # environment | service
+    target: Mapped[str] = mapped_column(String(63), primary_key=True)
+    until: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
