@@ -332,8 +332,11 @@ def test_an_override_wins_for_every_instant_inside_it_and_not_outside(
     override = Override(primary.name, cover, around - back, around + ahead + timedelta(minutes=1))
     elsewhere = Override(secondary.name, cover, around - back, around + ahead + timedelta(days=1))
     at = utc(around) + offset
-    for moment in (at, override.start, override.start - US, override.end, override.end - US):
-        inside = override.start <= moment < override.end
+    # The edges in UTC: a microsecond off a wall-clock time can land in a DST gap, which
+    # zoneinfo reads with the offset before the jump, an hour away from the edge.
+    start, end = utc(override.start), utc(override.end)
+    for moment in (at, start, start - US, end, end - US):
+        inside = start <= moment < end
         on_call = who_is_on_call(primary, secondary, moment, [override, elsewhere], [])
         expected = cover if inside else shift_at(primary, moment).member
         assert on_call.primary.member == expected
