@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import signal
 import subprocess
 import tempfile
 import threading
@@ -20,6 +18,7 @@ from typing import IO
 import httpx
 
 from rollout.domain.entry import Fetched, Scanned, shown_location
+from rollout.drivers.command import stop_group
 
 CHUNK = 1024 * 1024
 OUTPUT_LIMIT = 64 * 1024  # bytes of a scanner's output kept: its tail, where verdicts are
@@ -151,20 +150,10 @@ def scan(argv: Sequence[str], timeout_s: float) -> tuple[Scanned, str]:
         process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         timed_out = True
-        _signal_group(process, signal.SIGTERM)
-        try:
-            process.wait(timeout=KILL_GRACE)
-        except subprocess.TimeoutExpired:
-            _signal_group(process, signal.SIGKILL)
-            process.wait()
+        stop_group(process, KILL_GRACE)
     # Something the scanner left running may hold the pipe open; do not wait on it forever.
     reader.join(timeout=2.0)
     output = bytes(tail.data).decode("utf-8", errors="replace")
     if timed_out:
         return Scanned(program, None, f"did not finish within {timeout_s:g}s"), output
     return Scanned(program, process.returncode), output
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, sig)

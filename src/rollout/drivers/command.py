@@ -411,12 +411,7 @@ def _run_step(
             _write(directory / "output", latest)
         if time.time() >= deadline:
             timed_out = True
-            _signal_group(process, signal.SIGTERM)
-            try:
-                process.wait(timeout=KILL_GRACE)
-            except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
-                process.wait()
+            stop_group(process, KILL_GRACE)
             break
     # Something the command left running may hold the pipe open; do not wait on it forever.
     reader.join(timeout=2.0)
@@ -435,6 +430,17 @@ def _run_step(
 def _pump(stream: Any, tail: _Tail) -> None:
     while chunk := stream.read1(65536):
         tail.add(chunk)
+
+
+def stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM a process started in a session of its own and all it spawned; SIGKILL them
+    if they are still there after `grace` seconds."""
+    _signal_group(process, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
