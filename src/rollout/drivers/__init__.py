@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
@@ -51,6 +51,17 @@ class Driver(Protocol):
     def transport(self) -> httpx.BaseTransport | None:
         """Where this environment's gates send HTTP probes (None: the real network)."""
         ...
+
+
+@runtime_checkable
+class BatchDriver(Protocol):
+    """A driver that also starts and polls many deploys at once: a batch of steps asks it
+    once instead of once per upgrade. Optional: a driver without it is asked one upgrade at
+    a time (`start`, `status`), its errors and timeouts each upgrade's own."""
+
+    def start_many(self, requests: Sequence[DeployRequest]) -> None: ...
+
+    def statuses(self, keys: Sequence[str]) -> dict[str, DeployStatus]: ...
 
 
 class DriverError(RuntimeError):

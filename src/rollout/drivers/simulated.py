@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -127,19 +128,51 @@ class SimulatedFleet:
             ).one()
             _settle(db, request.key, row=row)
 
+    def start_many(self, requests: Sequence[DeployRequest]) -> None:
+        """`start` for many deploys in one transaction: one read of the fault rules, one
+        upsert, one settling update."""
+        unique = list({request.key: request for request in requests}.values())
+        if not unique:
+            return
+        with connection(self.url) as db:
+            rules = [Fault.model_validate(dict(row._mapping)) for row in db.execute(select(faults))]
+            now = _now()
+            values = []
+            for request in unique:
+                fault = _pick(rules, request.service, request.version)
+                values.append(
+                    {
+                        "key": request.key,
+                        "environment": request.environment,
+                        "service": request.service,
+                        "version": request.version,
+                        "calls": 1,
+                        "effects": 0,
+                        "ready_at": now + timedelta(seconds=fault.deploy_seconds),
+                        "fails": fault.deploy_fails and request.version is not None,
+                    }
+                )
+            stmt = _upsert(db)(deploys).values(values)
+            rows = db.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[deploys.c.key], set_={"calls": deploys.c.calls + 1}
+                ).returning(*deploys.c)
+            ).all()
+            _settle_many(db, rows, _now())
+
     def status(self, key: str) -> DeployStatus:
+        return self.statuses([key])[key]
+
+    def statuses(self, keys: Sequence[str]) -> dict[str, DeployStatus]:
+        """The status of many deploys, settling the finished ones, in one transaction."""
         # One clock reading for settling and answering: a deploy that became ready in between
         # would be reported done without having taken effect.
         now = _now()
         with connection(self.url) as db:
-            row = _settle(db, key, now)
-        if row is None:
-            return DeployStatus(DeployPhase.UNKNOWN, f"no deploy {key}")
-        if row.ready_at > now:
-            return DeployStatus(DeployPhase.RUNNING, "deploying")
-        if row.fails:
-            return DeployStatus(DeployPhase.FAILED, f"deploy of {row.version} failed")
-        return DeployStatus(DeployPhase.SUCCEEDED, f"{row.version} installed")
+            rows = db.execute(select(deploys).where(deploys.c.key.in_(list(keys)))).all()
+            _settle_many(db, rows, now)
+        found = {row.key: row for row in rows}
+        return {key: _status(key, found.get(key), now) for key in keys}
 
     def probe(self, environment: str, service: str) -> tuple[str | None, Fault]:
         with connection(self.url) as db:
@@ -211,6 +244,40 @@ def _settle(db: Connection, key: str, now: datetime | None = None, row: Any = No
     return row
 
 
+def _settle_many(db: Connection, rows: Sequence[Any], now: datetime) -> None:
+    """`_settle` for many deploys: one update marks the finished ones applied, and only the
+    ones this update marked are put in place, so each takes effect once whoever asks."""
+    done = [row.key for row in rows if not row.effects and not row.fails and row.ready_at <= now]
+    if not done:
+        return
+    applied = db.execute(
+        update(deploys)
+        .where(and_(deploys.c.key.in_(done), deploys.c.effects == 0))
+        .values(effects=1)
+        .returning(deploys.c.environment, deploys.c.service, deploys.c.version)
+    ).all()
+    for row in applied:
+        _put(db, row.environment, row.service, row.version)
+
+
+def _status(key: str, row: Any, now: datetime) -> DeployStatus:
+    if row is None:
+        return DeployStatus(DeployPhase.UNKNOWN, f"no deploy {key}")
+    if row.ready_at > now:
+        return DeployStatus(DeployPhase.RUNNING, "deploying")
+    if row.fails:
+        return DeployStatus(DeployPhase.FAILED, f"deploy of {row.version} failed")
+    return DeployStatus(DeployPhase.SUCCEEDED, f"{row.version} installed")
+
+
+def _pick(rules: list[Fault], service: str, version: str | None) -> Fault:
+    """The rule for a service's version among all rules: the most specific wins."""
+    if version is None:
+        return _HEALTHY
+    matching = [rule for rule in rules if rule.matches(service, version)]
+    return max(matching, key=Fault.specificity, default=_HEALTHY)
+
+
 def _fault(db: Connection, service: str, version: str | None) -> Fault:
     if version is None:
         return _HEALTHY
@@ -234,8 +301,14 @@ class SimulatedDriver:
     def start(self, request: DeployRequest) -> None:
         self.fleet.start(request)
 
+    def start_many(self, requests: Sequence[DeployRequest]) -> None:
+        self.fleet.start_many(requests)
+
     def status(self, key: str) -> DeployStatus:
         return self.fleet.status(key)
+
+    def statuses(self, keys: Sequence[str]) -> dict[str, DeployStatus]:
+        return self.fleet.statuses(keys)
 
     def health(self, environment: str, service: str) -> Health:
         return self.fleet.health(environment, service)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+import httpx
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
@@ -28,7 +30,15 @@ from rollout.domain.states import (
     UpgradeState,
     check_upgrade,
 )
-from rollout.drivers import DeployPhase, DeployRequest, Driver, driver_for
+from rollout.drivers import (
+    BatchDriver,
+    DeployPhase,
+    DeployRequest,
+    DeployStatus,
+    Driver,
+    Health,
+    driver_for,
+)
 from rollout.engine.dispatch import Nudge
 from rollout.engine.entry import admit
 from rollout.engine.outbox import SAME_FACTS, address
@@ -116,10 +126,11 @@ def _step_batch(runtime: Runtime, claims: list[tuple[int, int]]) -> list[tuple[i
             claimed.append(item)
         else:
             retry.append((item.upgrade.id, claim))  # a plan holds it (or took it back)
+    drivers = _ask_together(runtime, claimed)
     for item in claimed:
         upgrade = item.upgrade
         with events.stepping(upgrade, item.rollout):
-            outcome = _step_in_hand(runtime, item)
+            outcome = _step_in_hand(runtime, item, drivers.get(upgrade.id))
         by_rollout[upgrade.rollout_id].append((upgrade.id, item.claim, outcome))
         if outcome.due_in == timedelta(0) and outcome.state is not UpgradeState(upgrade.state):
             # A failure: its page and its rollback wait for no other upgrade of the batch.
@@ -131,18 +142,90 @@ def _step_batch(runtime: Runtime, claims: list[tuple[int, int]]) -> list[tuple[i
     return go_on
 
 
-def _step_in_hand(runtime: Runtime, item: _Claimed) -> Outcome:
-    """The I/O of one step, outside any transaction: what the driver and the gates say."""
+class _Answered:
+    """A driver whose starts and statuses for this batch were asked together: it answers
+    those from what it was told, once each, and passes everything else on."""
+
+    def __init__(self, driver: Driver, started: set[str], answers: dict[str, DeployStatus]) -> None:
+        self.driver, self.started, self.answers = driver, started, answers
+
+    def start(self, request: DeployRequest) -> None:
+        if request.key in self.started:
+            self.started.discard(request.key)
+            return
+        self.driver.start(request)
+
+    def status(self, key: str) -> DeployStatus:
+        answer = self.answers.pop(key, None)
+        return answer if answer is not None else self.driver.status(key)
+
+    def health(self, environment: str, service: str) -> Health:
+        return self.driver.health(environment, service)
+
+    def transport(self) -> httpx.BaseTransport | None:
+        return self.driver.transport()
+
+
+def _ask_together(runtime: Runtime, claimed: list[_Claimed]) -> dict[int, Driver]:
+    """Start and poll the batch's deploys with one call per driver that can take many (the
+    simulated fleet: one transaction instead of one per upgrade); return, by upgrade id, the
+    driver its step asks. A driver that cannot, or a call that fails, leaves each upgrade to
+    ask on its own, with its own error handling."""
+    groups: dict[str, list[_Claimed]] = defaultdict(list)
+    for item in claimed:
+        groups[json.dumps(item.upgrade.driver, sort_keys=True)].append(item)
+    drivers: dict[int, Driver] = {}
+    for group in groups.values():
+        spec = group[0].upgrade.driver
+        driver = driver_for(spec, runtime.simulator_url, runtime.database_url)
+        if len(group) < 2 or not isinstance(driver, BatchDriver):
+            continue
+        starting = [item for item in group if item.deploy]
+        started: set[str] = set()
+        try:
+            driver.start_many([_request(item.upgrade) for item in starting])
+            started = {deploy_key(item.upgrade) for item in starting}
+        except Exception as error:
+            log.warning("starting %d deploys together failed: %s", len(starting), error)
+        keys = [key for item in group if (key := _polled(item, started)) is not None]
+        answers: dict[str, DeployStatus] = {}
+        try:
+            answers = driver.statuses(keys) if keys else {}
+        except Exception as error:
+            log.warning("polling %d deploys together failed: %s", len(keys), error)
+        answered = _Answered(driver, started, answers)
+        drivers.update((item.upgrade.id, answered) for item in group)
+    return drivers
+
+
+def _request(upgrade: Upgrade) -> DeployRequest:
+    return DeployRequest(
+        deploy_key(upgrade), upgrade.environment, upgrade.service, upgrade.to_version
+    )
+
+
+def _polled(item: _Claimed, started: set[str]) -> str | None:
+    """The deploy key this step will ask the status of, if any."""
     upgrade = item.upgrade
-    driver = driver_for(upgrade.driver, runtime.simulator_url, runtime.database_url)
+    if upgrade.state == UpgradeState.DEPLOYING and (
+        not item.deploy or deploy_key(upgrade) in started
+    ):
+        return deploy_key(upgrade)
+    if upgrade.state == UpgradeState.ROLLING_BACK and upgrade.rollback_started_at is not None:
+        return deploy_key(upgrade, rollback=True)
+    return None
+
+
+def _step_in_hand(runtime: Runtime, item: _Claimed, driver: Driver | None = None) -> Outcome:
+    """The I/O of one step, outside any transaction: what the driver and the gates say
+    (`driver`: one that already holds this batch's answers)."""
+    upgrade = item.upgrade
+    if driver is None:
+        driver = driver_for(upgrade.driver, runtime.simulator_url, runtime.database_url)
     now = runtime.now()
     try:
         if item.deploy:
-            driver.start(
-                DeployRequest(
-                    deploy_key(upgrade), upgrade.environment, upgrade.service, upgrade.to_version
-                )
-            )
+            driver.start(_request(upgrade))
         return _act(upgrade, item.rollout, driver, item.taken, now)
     except Exception as error:  # the driver or a gate broke: try again after a pause
         log.warning("upgrade %s step in %s failed: %s", upgrade.id, upgrade.state, error)
