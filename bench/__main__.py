@@ -44,7 +44,9 @@ REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/6")
 FINAL = ("succeeded", "failed", "superseded")
 
 
-def build_fleet(services: int, environments: int, deploy_seconds: float, stages: int) -> Fleet:
+def build_fleet(
+    services: int, environments: int, deploy_seconds: float, stages: int, poll: str = "0.1s"
+) -> Fleet:
     """S services × E environments; with three stages, 10 % canary, 30 % staging, the rest
     production. Gates take one instant measurement: the engine, not the waiting, is measured."""
     names = ["canary", "staging", "production"][-stages:]
@@ -61,7 +63,7 @@ def build_fleet(services: int, environments: int, deploy_seconds: float, stages:
                 {
                     "name": f"{stage}-{i}",
                     "stage": stage,
-                    "driver": {"type": "simulated", "poll_interval": "0.1s"},
+                    "driver": {"type": "simulated", "poll_interval": poll},
                 }
             )
     gate = {
@@ -319,8 +321,9 @@ def run(
     noop_tasks: int,
     deploy_seconds: float = 0.0,
     stages: int = 3,
+    poll: str = "0.1s",
 ) -> dict[str, Any]:
-    fleet = build_fleet(services, environments, deploy_seconds, stages)
+    fleet = build_fleet(services, environments, deploy_seconds, stages, poll)
     with stack(workers) as running:
         ceiling, noop_cpu_ms = noop_rate(running, noop_tasks) if noop_tasks else (None, None)
         _seed(fleet, running.database_url)
@@ -360,6 +363,7 @@ def run(
             "workers": workers,
             "bad_share": bad_share,
             "deploy_seconds": deploy_seconds,
+            "poll_interval": poll,
             "upgrades": ran,
             "upgrade_states": states,
             "elapsed_s": round(elapsed, 2),
@@ -405,16 +409,31 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--bad-share", type=float, default=0.1)
     parser.add_argument("--noop-tasks", type=int, default=5000)
+    parser.add_argument(
+        "--poll",
+        help="the simulated driver's poll_interval (default 0.1s; 1s for holding: a 10 s "
+        "deploy polled ten times, as a real orchestrator would)",
+    )
     args = parser.parse_args()
+    poll = args.poll or ("1s" if args.scenario == "holding" else "0.1s")
 
     if args.scenario == "throughput":
         _write(
             "throughput",
-            run(args.services, args.environments, args.workers, args.bad_share, args.noop_tasks),
+            run(
+                args.services,
+                args.environments,
+                args.workers,
+                args.bad_share,
+                args.noop_tasks,
+                poll=poll,
+            ),
         )
     elif args.scenario == "scaling":
-        small = run(args.services, args.environments, args.workers, args.bad_share, 0)
-        large = run(args.services * 10, args.environments, args.workers, args.bad_share, 0)
+        small = run(args.services, args.environments, args.workers, args.bad_share, 0, poll=poll)
+        large = run(
+            args.services * 10, args.environments, args.workers, args.bad_share, 0, poll=poll
+        )
         _write(
             "scaling",
             {
@@ -436,6 +455,7 @@ def main() -> None:
                 0,
                 deploy_seconds=10.0,
                 stages=1,
+                poll=poll,
             ),
         )
 
