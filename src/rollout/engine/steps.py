@@ -146,8 +146,15 @@ class _Answered:
     """A driver whose starts and statuses for this batch were asked together: it answers
     those from what it was told, once each, and passes everything else on."""
 
-    def __init__(self, driver: Driver, started: set[str], answers: dict[str, DeployStatus]) -> None:
+    def __init__(
+        self,
+        driver: Driver,
+        started: set[str],
+        answers: dict[str, DeployStatus],
+        asked_at: datetime,
+    ) -> None:
         self.driver, self.started, self.answers = driver, started, answers
+        self.asked_at = asked_at  # read before asking, as a step reads its clock
 
     def start(self, request: DeployRequest) -> None:
         if request.key in self.started:
@@ -182,6 +189,7 @@ def _ask_together(runtime: Runtime, claimed: list[_Claimed]) -> dict[int, Driver
             continue
         starting = [item for item in group if item.deploy]
         started: set[str] = set()
+        asked_at = runtime.now()
         try:
             driver.start_many([_request(item.upgrade) for item in starting])
             started = {deploy_key(item.upgrade) for item in starting}
@@ -193,7 +201,7 @@ def _ask_together(runtime: Runtime, claimed: list[_Claimed]) -> dict[int, Driver
             answers = driver.statuses(keys) if keys else {}
         except Exception as error:
             log.warning("polling %d deploys together failed: %s", len(keys), error)
-        answered = _Answered(driver, started, answers)
+        answered = _Answered(driver, started, answers, asked_at)
         drivers.update((item.upgrade.id, answered) for item in group)
     return drivers
 
@@ -223,6 +231,10 @@ def _step_in_hand(runtime: Runtime, item: _Claimed, driver: Driver | None = None
     if driver is None:
         driver = driver_for(upgrade.driver, runtime.simulator_url, runtime.database_url)
     now = runtime.now()
+    if isinstance(driver, _Answered) and _polled(item, {deploy_key(upgrade)}) in driver.answers:
+        # Judge a deploy's timeout by when the driver was asked, not by when this step came
+        # round in its batch: a deploy that finished in between did not time out.
+        now = driver.asked_at
     try:
         if item.deploy:
             driver.start(_request(upgrade))
