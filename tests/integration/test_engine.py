@@ -187,14 +187,19 @@ def test_a_worker_dying_between_taking_an_upgrade_and_asking_the_driver_loses_no
     )
     canary = _upgrades(cluster, submitted.rollout_id)["canary-1"]
     # As if its worker died after committing "deploying" and before asking: the driver has
-    # no such deploy, and the lease is up.
+    # no such deploy, and the lease is up, later than the deploy's timeout (a lease may be
+    # longer than a timeout): the deploy had not begun, so it has not timed out either.
     with connection(cluster.database_url) as db:
         db.execute(deploys.delete().where(deploys.c.key == f"upgrade-{canary.id}"))
     with transaction(cluster.database_url) as session:
         session.execute(
             update(Upgrade)
             .where(Upgrade.id == canary.id)
-            .values(claim=Upgrade.claim + 1, due_at=datetime.now(UTC))
+            .values(
+                claim=Upgrade.claim + 1,
+                due_at=datetime.now(UTC),
+                deploy_started_at=datetime.now(UTC) - timedelta(days=1),
+            )
         )
 
     assert _final(cluster, submitted.rollout_id).state == "succeeded"

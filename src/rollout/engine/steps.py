@@ -74,6 +74,9 @@ class Outcome:
     recalled: bool = False  # rolled off because its release was recalled: no halt, no page
 
 
+ASKED_AGAIN = "the driver had not received this deploy (its worker died first): asked again"
+
+
 def deploy_key(upgrade: Upgrade, rollback: bool = False) -> str:
     return f"upgrade-{upgrade.id}-rollback" if rollback else f"upgrade-{upgrade.id}"
 
@@ -392,16 +395,22 @@ def _deploying(upgrade: Upgrade, rollout: Rollout, driver: Driver, now: datetime
     if status.phase is DeployPhase.FAILED:
         return _roll_back(f"deploy failed: {status.message}")
     assert upgrade.deploy_started_at is not None
-    timed_out = now - upgrade.deploy_started_at > _timeout(upgrade)
-    if status.phase is DeployPhase.UNKNOWN and not timed_out:
+    if status.phase is DeployPhase.UNKNOWN and upgrade.reason != ASKED_AGAIN:
         # Taken for deploy, but its worker died before asking the driver: ask now. The key
-        # is the same, so however many ask, it is one deploy.
+        # is the same, so however many ask, it is one deploy. Its timeout counts from now:
+        # the deploy had not begun (a lease may be longer than a deploy timeout). Once only,
+        # so a driver that keeps forgetting cannot hold the upgrade forever.
         request = DeployRequest(
             deploy_key(upgrade), upgrade.environment, upgrade.service, upgrade.to_version
         )
         driver.start(request)
-        return Outcome(UpgradeState.DEPLOYING, due_in=_poll(upgrade))
-    if timed_out:
+        return Outcome(
+            UpgradeState.DEPLOYING,
+            due_in=_poll(upgrade),
+            values={"deploy_started_at": now},
+            reason=ASKED_AGAIN,
+        )
+    if now - upgrade.deploy_started_at > _timeout(upgrade):
         return _roll_back(f"deploy did not finish within {_timeout(upgrade)}")
     return Outcome(UpgradeState.DEPLOYING, due_in=_poll(upgrade))
 
