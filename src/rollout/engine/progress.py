@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -264,13 +265,23 @@ def wake_waiting(runtime: Runtime, service: str, except_rollout: int) -> None:
         )
 
 
-def wake_dependents(runtime: Runtime, environment: str, service: str) -> None:
-    """The installed version of `service` changed in `environment`: plan soon the rollouts
-    whose upgrade there waits for it."""
+def wake_dependents(runtime: Runtime, changed: Collection[tuple[str, str]]) -> None:
+    """The installed version of each (environment, service) in `changed` changed: plan soon
+    the rollouts whose upgrade there waits for it. One statement for all of a step's changes:
+    one per change cost a fifth of a worker's time in the benchmark."""
+    if not changed:
+        return
     waiting = select(Upgrade.rollout_id).where(
-        Upgrade.environment == environment,
         Upgrade.state == UpgradeState.PENDING,
-        Upgrade.hold_reason.startswith(dependency_prefix(service), autoescape=True),
+        or_(
+            *(
+                and_(
+                    Upgrade.environment == environment,
+                    Upgrade.hold_reason.startswith(dependency_prefix(service), autoescape=True),
+                )
+                for environment, service in changed
+            )
+        ),
     )
     with transaction(runtime.database_url) as session:
         session.execute(

@@ -543,9 +543,8 @@ def _apply(
         # After the commit, in a transaction of its own: it locks other rollouts, and holding
         # ours meanwhile could deadlock with theirs. If it is lost, their recheck finds it.
         wake_waiting(runtime, service, rollout_id)
-    for environment, service in installed:
-        # The installed version changed: upgrades of other services requiring it may start.
-        wake_dependents(runtime, environment, service)
+    # The installed versions changed: upgrades of other services requiring them may start.
+    wake_dependents(runtime, installed)
     runtime.dispatcher.send(nudges)
     return go_on
 
