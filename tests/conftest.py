@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -129,6 +130,8 @@ class PageReceiver:
 
     def __init__(self) -> None:
         self.accepted: list[dict[str, Any]] = []
+        self.keys: list[str] = []  # the Idempotency-Key of each accepted page, in step
+        self.answers: Counter[int] = Counter()  # every answer given, by status
         self.refusals: list[tuple[int, dict[str, str]]] = []  # answers to give first
         self.lock = threading.Lock()
         receiver = self
@@ -140,6 +143,8 @@ class PageReceiver:
                     status, headers = receiver.refusals.pop(0) if receiver.refusals else (200, {})
                     if status == 200:
                         receiver.accepted.append(json.loads(body))
+                        receiver.keys.append(self.headers.get("Idempotency-Key", ""))
+                    receiver.answers[status] += 1
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -156,6 +161,8 @@ class PageReceiver:
         # Each test's database restarts its ids, so dedup keys repeat across tests.
         with self.lock:
             self.accepted.clear()
+            self.keys.clear()
+            self.answers.clear()
             self.refusals = list(refusals or [])
 
     def pages(self, dedup_key: str) -> list[dict[str, Any]]:

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.store.database import engine_for, migrate, transaction
 from rollout.store.models import Delivery, Installation, Page, Rollout, Upgrade
-from tests.conftest import ROLLOUT, ROOT
+from tests.conftest import ROLLOUT, ROOT, PageReceiver
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -169,43 +168,6 @@ def _pings(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.RedisError:
         return False
-
-
-class Pager:
-    """A team's webhook that refuses for a while: its first requests get 500, the next 429
-    with Retry-After; then it takes pages, recording each with its Idempotency-Key."""
-
-    def __init__(self, refuse_500: int, refuse_429: int) -> None:
-        self.accepted: list[tuple[str, dict[str, Any]]] = []  # (Idempotency-Key, body)
-        self.answers: Counter[int] = Counter()
-        self.lock = threading.Lock()
-        pager = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                with pager.lock:
-                    asked = sum(pager.answers.values())
-                    if asked < refuse_500:
-                        status, headers = 500, {}
-                    elif asked < refuse_500 + refuse_429:
-                        status, headers = 429, {"Retry-After": "1"}
-                    else:
-                        status, headers = 200, {}
-                        key = self.headers.get("Idempotency-Key", "")
-                        pager.accepted.append((key, json.loads(body)))
-                    pager.answers[status] += 1
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def _fleet() -> Fleet:
@@ -478,7 +440,9 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fleet = _fleet()
-    pager = Pager(refuse_500=REFUSE_500, refuse_429=REFUSE_429)
+    # A team's webhook that refuses for a while: 500s first, then 429s with Retry-After.
+    pager = PageReceiver()
+    pager.reset([(500, {})] * REFUSE_500 + [(429, {"Retry-After": "1"})] * REFUSE_429)
     with _services(tmp_path) as (postgres, redis_server):
         admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
@@ -550,8 +514,8 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
         "pager_answers": dict(pager.answers),
         "pages": len(pages),
         "deliveries": len(deliveries),
-        "pages_taken": len(pager.accepted),
-        "pages_resent": len(pager.accepted) - len({key for key, _ in pager.accepted}),
+        "pages_taken": len(pager.keys),
+        "pages_resent": len(pager.keys) - len(set(pager.keys)),
         "deploy_calls_repeated": sum(calls - 1 for calls, _ in records.values()),
         "claims": dict(Counter(c.ticker for c in claims)),
         "upgrades_s": round(
@@ -567,7 +531,10 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
         print("\nfault run:", json.dumps(figures))
     # What a failure is read from, beside the processes' logs in tmp_path/logs.
     evidence = {
-        "pager": [[key, body.get("recipient")] for key, body in pager.accepted],
+        "pager": [
+            [key, body.get("recipient")]
+            for key, body in zip(pager.keys, pager.accepted, strict=True)
+        ],
         "deliveries": [
             [d.id, d.page_id, d.action, d.state, d.attempts, d.claim] for d in deliveries
         ],
@@ -637,7 +604,7 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
     assert set(per_page.values()) == {1}, per_page
     assert {a for _, a in per_page} == {"trigger", "escalate-1"}
     assert all(p.escalations == 1 for p in pages)
-    taken = Counter(key for key, _ in pager.accepted)
-    by_key = {key: body["dedup_key"] for key, body in pager.accepted}
+    taken = Counter(pager.keys)
+    by_key = {key: body["dedup_key"] for key, body in zip(pager.keys, pager.accepted, strict=True)}
     assert len(taken) == len(deliveries), (len(taken), len(deliveries))
     assert Counter(by_key.values()) == {p.dedup_key: 2 for p in pages}
