@@ -3,16 +3,15 @@ field, secrets stay references."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from rollout.agent import AgentConfigError, load_agent_config
-from rollout.config import ConfigError, ConfigProblem, Fleet, load_fleet
 from rollout.drivers import driver_for
 from rollout.drivers.http import HttpDriver
 from rollout.engine.submission import _driver_spec
+from tests.unit.fleet_files import load_text, problems_in
 
 FLEET = """\
 teams: [{name: payments}]
@@ -33,20 +32,8 @@ services:
 """
 
 
-def _load(tmp_path: Path, text: str) -> Fleet:
-    path = tmp_path / "fleet.yaml"
-    path.write_text(textwrap.dedent(text))
-    return load_fleet(path)
-
-
-def _problems(tmp_path: Path, text: str) -> list[ConfigProblem]:
-    with pytest.raises(ConfigError) as caught:
-        _load(tmp_path, text)
-    return caught.value.problems
-
-
 def test_the_snapshot_renders_the_url_and_keeps_the_token_a_reference(tmp_path: Path) -> None:
-    fleet = _load(tmp_path, FLEET)
+    fleet = load_text(tmp_path, FLEET)
     push, pull = (_driver_spec(e) for e in fleet.environments)
     assert push["url"] == "http://prod-1.agents:8480"
     assert push["token"] == {"env": "AGENT_TOKEN"}
@@ -105,7 +92,7 @@ def test_mistakes_name_the_field(
 ) -> None:
     old, new = change
     assert old in FLEET
-    problems = _problems(tmp_path, FLEET.replace(old, new, 1))
+    problems = problems_in(tmp_path, FLEET.replace(old, new, 1))
     assert len(problems) == 1, problems
     assert problems[0].path == path
     assert message in problems[0].message

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from rollout.config import ConfigError, ConfigProblem, Fleet, load_fleet
 from rollout.config.models import fill_placeholders
 from rollout.drivers import driver_for
 from rollout.drivers.command import CommandDriver, render_argv
 from rollout.engine.submission import _driver_spec, snapshot
+from tests.unit.fleet_files import load_text, problems_in
 
 FLEET = """\
 teams: [{name: payments}]
@@ -45,20 +44,8 @@ services:
 """
 
 
-def _load(tmp_path: Path, text: str) -> Fleet:
-    path = tmp_path / "fleet.yaml"
-    path.write_text(textwrap.dedent(text))
-    return load_fleet(path)
-
-
-def _problems(tmp_path: Path, text: str) -> list[ConfigProblem]:
-    with pytest.raises(ConfigError) as caught:
-        _load(tmp_path, text)
-    return caught.value.problems
-
-
 def test_the_new_types_load_and_snapshot_without_secrets(tmp_path: Path) -> None:
-    fleet = _load(tmp_path, FLEET)
+    fleet = load_text(tmp_path, FLEET)
     service = fleet.service("checkout")
     plan = snapshot(fleet, service, fleet.environments)
     errors, judge = plan["gates"]
@@ -152,7 +139,7 @@ def test_mistakes_name_the_field(
 ) -> None:
     old, new = change
     assert old in FLEET
-    problems = _problems(tmp_path, FLEET.replace(old, new, 1))
+    problems = problems_in(tmp_path, FLEET.replace(old, new, 1))
     assert len(problems) == 1, problems
     assert problems[0].path == path
     assert message in problems[0].message
