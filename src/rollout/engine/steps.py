@@ -363,14 +363,6 @@ def _timeout(upgrade: Upgrade) -> timedelta:
     return timedelta(seconds=upgrade.driver.get("deploy_timeout_s", 600.0))
 
 
-def _measurements(session: Session, upgrade: Upgrade) -> list[Measurement]:
-    return list(
-        session.execute(
-            select(Measurement).where(Measurement.upgrade_id == upgrade.id).order_by(Measurement.id)
-        ).scalars()
-    )
-
-
 def _act(
     upgrade: Upgrade, rollout: Rollout, driver: Driver, taken: list[Measurement], now: datetime
 ) -> Outcome:
