@@ -64,6 +64,16 @@ class BatchDriver(Protocol):
     def statuses(self, keys: Sequence[str]) -> dict[str, DeployStatus]: ...
 
 
+@runtime_checkable
+class BatchProbes(Protocol):
+    """A driver whose environments' health endpoints can be read for many at once: a batch
+    of steps measures its gates against one reading instead of one per measurement."""
+
+    def probing(self, places: Sequence[tuple[str, str]]) -> httpx.BaseTransport:
+        """A transport answering probes of these (environment, service) places."""
+        ...
+
+
 class DriverError(RuntimeError):
     """The driver could not be asked (unreachable, refused): the step is retried later."""
 

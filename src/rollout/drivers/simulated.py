@@ -24,6 +24,7 @@ from sqlalchemy import (
     and_,
     insert,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -135,7 +136,7 @@ class SimulatedFleet:
         if not unique:
             return
         with connection(self.url) as db:
-            rules = [Fault.model_validate(dict(row._mapping)) for row in db.execute(select(faults))]
+            rules = _rules(db)
             now = _now()
             values = []
             for request in unique:
@@ -175,13 +176,27 @@ class SimulatedFleet:
         return {key: _status(key, found.get(key), now) for key in keys}
 
     def probe(self, environment: str, service: str) -> tuple[str | None, Fault]:
+        return self.probe_many([(environment, service)])[(environment, service)]
+
+    def probe_many(
+        self, places: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str | None, Fault]]:
+        """What a health probe of each (environment, service) finds, in one transaction: the
+        installed version and the fault rule that applies to it."""
+        wanted = list(dict.fromkeys(places))
         with connection(self.url) as db:
-            version = db.execute(
-                select(installed.c.version).where(
-                    and_(installed.c.environment == environment, installed.c.service == service)
+            rows = db.execute(
+                select(installed.c.environment, installed.c.service, installed.c.version).where(
+                    tuple_(installed.c.environment, installed.c.service).in_(wanted)
                 )
-            ).scalar_one_or_none()
-            return version, _fault(db, service, version)
+            ).all()
+            rules = _rules(db) if rows else []
+        found = {(row.environment, row.service): row.version for row in rows}
+        answers: dict[tuple[str, str], tuple[str | None, Fault]] = {}
+        for environment, service in wanted:
+            version = found.get((environment, service))
+            answers[(environment, service)] = (version, _pick(rules, service, version))
+        return answers
 
     def health(self, environment: str, service: str) -> Health:
         version, fault = self.probe(environment, service)
@@ -256,8 +271,26 @@ def _settle_many(db: Connection, rows: Sequence[Any], now: datetime) -> None:
         .values(effects=1)
         .returning(deploys.c.environment, deploys.c.service, deploys.c.version)
     ).all()
-    for row in applied:
-        _put(db, row.environment, row.service, row.version)
+    # The last deploy of a place wins, as it would one statement after another.
+    versions = {(row.environment, row.service): row.version for row in applied}
+    gone = [place for place, version in versions.items() if version is None]
+    if gone:
+        db.execute(
+            installed.delete().where(tuple_(installed.c.environment, installed.c.service).in_(gone))
+        )
+    put = [
+        {"environment": environment, "service": service, "version": version}
+        for (environment, service), version in versions.items()
+        if version is not None
+    ]
+    if put:
+        stmt = _upsert(db)(installed).values(put)
+        db.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[installed.c.environment, installed.c.service],
+                set_={"version": stmt.excluded.version},
+            )
+        )
 
 
 def _status(key: str, row: Any, now: datetime) -> DeployStatus:
@@ -291,6 +324,10 @@ def _fault(db: Connection, service: str, version: str | None) -> Fault:
     return max(rules, key=Fault.specificity, default=_HEALTHY)
 
 
+def _rules(db: Connection) -> list[Fault]:
+    return [Fault.model_validate(dict(row._mapping)) for row in db.execute(select(faults))]
+
+
 class SimulatedDriver:
     """The driver port over the simulated fleet; its HTTP probes never touch a network."""
 
@@ -316,26 +353,59 @@ class SimulatedDriver:
     def transport(self) -> httpx.BaseTransport:
         return self._transport
 
+    def probing(self, places: Sequence[tuple[str, str]]) -> httpx.BaseTransport:
+        """A transport that answers the health probes of these places from one reading of
+        the fleet (a batch's gates, measured together); other probes read it on their own."""
+        found = self.fleet.probe_many(places)
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            place = _place(request)
+            if place is None:
+                return _respond(request, None)
+            known = found.get(place)
+            return _respond(request, place, known or self.fleet.probe(*place))
+
+        return httpx.MockTransport(answer)
+
     def _answer(self, request: httpx.Request) -> httpx.Response:
-        # http://{environment}.sim/{service}/health
-        environment = request.url.host.removesuffix(".sim")
-        parts = request.url.path.strip("/").split("/")
-        if len(parts) != 2 or parts[1] != "health":
-            return httpx.Response(404, json={"error": "no such endpoint"})
-        version, fault = self.fleet.probe(environment, parts[0])
-        if version is None:
-            return httpx.Response(404, json={"error": f"{parts[0]} is not installed"})
-        if fault.health == "flaky" and random.random() < fault.flaky_rate:
-            raise httpx.ConnectError("simulated probe failure", request=request)
-        body = {
-            "service": parts[0],
-            "version": version,
-            "status": "failing" if fault.health == "unhealthy" else "ok",
-            "error_rate": fault.error_rate,
-        }
-        return httpx.Response(
-            200, content=json.dumps(body).encode(), headers={"content-type": "application/json"}
-        )
+        place = _place(request)
+        if place is None:
+            return _respond(request, None)
+        return _respond(request, place, self.fleet.probe(*place))
+
+
+def _place(request: httpx.Request) -> tuple[str, str] | None:
+    """The (environment, service) a probe of http://{environment}.sim/{service}/health asks."""
+    parts = request.url.path.strip("/").split("/")
+    if len(parts) != 2 or parts[1] != "health":
+        return None
+    return request.url.host.removesuffix(".sim"), parts[0]
+
+
+def _respond(
+    request: httpx.Request,
+    place: tuple[str, str] | None,
+    found: tuple[str | None, Fault] = (None, _HEALTHY),
+) -> httpx.Response:
+    """The simulated service's health endpoint: what `found` (its installed version and
+    fault rule) makes it answer."""
+    if place is None:
+        return httpx.Response(404, json={"error": "no such endpoint"})
+    service = place[1]
+    version, fault = found
+    if version is None:
+        return httpx.Response(404, json={"error": f"{service} is not installed"})
+    if fault.health == "flaky" and random.random() < fault.flaky_rate:
+        raise httpx.ConnectError("simulated probe failure", request=request)
+    body = {
+        "service": service,
+        "version": version,
+        "status": "failing" if fault.health == "unhealthy" else "ok",
+        "error_rate": fault.error_rate,
+    }
+    return httpx.Response(
+        200, content=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
 
 
 @cache

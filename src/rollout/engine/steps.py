@@ -32,6 +32,7 @@ from rollout.domain.states import (
 )
 from rollout.drivers import (
     BatchDriver,
+    BatchProbes,
     DeployPhase,
     DeployRequest,
     DeployStatus,
@@ -155,9 +156,11 @@ class _Answered:
         started: set[str],
         answers: dict[str, DeployStatus],
         asked_at: datetime,
+        probes: httpx.BaseTransport | None = None,
     ) -> None:
         self.driver, self.started, self.answers = driver, started, answers
         self.asked_at = asked_at  # read before asking, as a step reads its clock
+        self.probes = probes
 
     def start(self, request: DeployRequest) -> None:
         if request.key in self.started:
@@ -173,7 +176,7 @@ class _Answered:
         return self.driver.health(environment, service)
 
     def transport(self) -> httpx.BaseTransport | None:
-        return self.driver.transport()
+        return self.probes if self.probes is not None else self.driver.transport()
 
 
 def _ask_together(runtime: Runtime, claimed: list[_Claimed]) -> dict[int, Driver]:
@@ -204,9 +207,26 @@ def _ask_together(runtime: Runtime, claimed: list[_Claimed]) -> dict[int, Driver
             answers = driver.statuses(keys) if keys else {}
         except Exception as error:
             log.warning("polling %d deploys together failed: %s", len(keys), error)
-        answered = _Answered(driver, started, answers, asked_at)
+        answered = _Answered(driver, started, answers, asked_at, _probes(driver, group))
         drivers.update((item.upgrade.id, answered) for item in group)
     return drivers
+
+
+def _probes(driver: Driver, group: list[_Claimed]) -> httpx.BaseTransport | None:
+    """One reading of the health of the batch's places its gates may probe in this step
+    (read after the deploys were polled, so a deploy that just finished is seen)."""
+    places = [
+        (item.upgrade.environment, item.upgrade.service)
+        for item in group
+        if item.upgrade.state in (UpgradeState.DEPLOYING, UpgradeState.VERIFYING)
+    ]
+    if not places or not isinstance(driver, BatchProbes):
+        return None
+    try:
+        return driver.probing(places)
+    except Exception as error:
+        log.warning("probing %d environments together failed: %s", len(places), error)
+        return None
 
 
 def _request(upgrade: Upgrade) -> DeployRequest:
@@ -494,11 +514,19 @@ def _apply(
         rollout = lock_rollout(session, rollout_id, runtime.database_url)
         if rollout is None:
             return []
-        # Then its rows, in id order like every plan, after the rollout: the lock order.
-        rows = select(Upgrade).where(Upgrade.id.in_([o[0] for o in outcomes])).order_by(Upgrade.id)
-        upgrades = {u.id: u for u in session.scalars(rows.with_for_update() if postgres else rows)}
+        # Then its rows, in id order like every plan, after the rollout: the lock order. The
+        # release comes along for _write and the plan (no read of its own): read after the
+        # rollout's lock is ours, it shows any recall, which takes that lock too.
+        rows = (
+            select(Upgrade, Release)
+            .join(Release, Release.id == rollout.release_id)
+            .where(Upgrade.id.in_([o[0] for o in outcomes]))
+            .order_by(Upgrade.id)
+        )
+        read = session.execute(rows.with_for_update(of=Upgrade) if postgres else rows).all()
+        upgrades = {u.id: u for u, _ in read}
         # One read fills the session for install() and uninstall() of the whole batch (kept
-        # referenced: the session holds its objects weakly).
+        # referenced, like the release in `read`: the session holds its objects weakly).
         places = [(u.environment, u.service) for u in upgrades.values()]
         _held = session.scalars(
             select(Installation).where(
