@@ -442,6 +442,10 @@ def main() -> None:
                 "per_upgrade_cost_ratio": round(
                     large["per_upgrade_ms"] / small["per_upgrade_ms"], 3
                 ),
+                # The same in worker CPU, which other load on the machine moves far less.
+                "per_upgrade_cpu_ratio": round(
+                    large["worker_cpu_ms_per_upgrade"] / small["worker_cpu_ms_per_upgrade"], 3
+                ),
             },
         )
     else:

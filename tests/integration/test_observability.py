@@ -447,7 +447,7 @@ def test_the_trace_crosses_processes_and_each_process_counts_what_it_did(
         assert _sample(before, name, **dict(labels)) == 0, name
         assert _sample(worker_metrics, name, **dict(labels)) >= 1, (name, labels)
     assert _sample(
-        worker_metrics, "rollout_gate_value", gate="health", environment="canary-1"
+        worker_metrics, "rollout_gate_value", gate="health", service="search-api", stage="canary"
     ) == pytest.approx(0.2)
     assert _sample(ticker_metrics, "rollout_ticker_lag_seconds_count", kind="upgrades") >= 1
     # No label carries the page hook's URL (a secret) or a reason.

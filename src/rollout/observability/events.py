@@ -79,7 +79,7 @@ def measuring(gate: str, upgrade: Upgrade) -> Iterator[Callable[[verdicts.Measur
             value = _number(taken.value)
             metrics.GATE_MEASUREMENTS.labels(gate, upgrade.stage, outcome).inc()
             if value is not None:
-                metrics.GATE_VALUE.labels(gate, upgrade.service, upgrade.environment).set(value)
+                metrics.GATE_VALUE.labels(gate, upgrade.service, upgrade.stage).set(value)
             if opened is not None:
                 opened.set_attribute("rollout.gate.outcome", outcome)
                 if value is not None:
