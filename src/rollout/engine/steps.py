@@ -44,13 +44,13 @@ from rollout.engine.dispatch import Nudge
 from rollout.engine.entry import admit
 from rollout.engine.outbox import SAME_FACTS, address
 from rollout.engine.progress import (
+    Wakes,
     halt,
     install,
     lock_rollout,
     replan,
     uninstall,
-    wake_dependents,
-    wake_waiting,
+    wake,
 )
 from rollout.engine.runtime import Runtime
 from rollout.gates import GateContext, measure, policy_of
@@ -131,6 +131,7 @@ def _step_batch(runtime: Runtime, claims: list[tuple[int, int]]) -> list[tuple[i
         else:
             retry.append((item.upgrade.id, claim))  # a plan holds it (or took it back)
     drivers = _ask_together(runtime, claimed)
+    wakes = Wakes()
     for item in claimed:
         upgrade = item.upgrade
         with events.stepping(upgrade, item.rollout):
@@ -139,10 +140,12 @@ def _step_batch(runtime: Runtime, claims: list[tuple[int, int]]) -> list[tuple[i
         if outcome.due_in == timedelta(0) and outcome.state is not UpgradeState(upgrade.state):
             # A failure: its page and its rollback wait for no other upgrade of the batch.
             mine = by_rollout.pop(upgrade.rollout_id)
-            steps(runtime, _apply(runtime, upgrade.rollout_id, mine, runtime.now()))
+            steps(runtime, _apply(runtime, upgrade.rollout_id, mine, runtime.now(), wakes))
     go_on = list(retry)
     for rollout_id, outcomes in by_rollout.items():
-        go_on += _apply(runtime, rollout_id, outcomes, runtime.now())
+        go_on += _apply(runtime, rollout_id, outcomes, runtime.now(), wakes)
+    # If this is lost (the worker dies first), the woken rollouts' own rechecks find it.
+    wake(runtime, wakes)
     return go_on
 
 
@@ -502,13 +505,13 @@ def _apply(
     rollout_id: int,
     outcomes: list[tuple[int, int, Outcome]],
     now: datetime,
+    wakes: Wakes,
 ) -> list[tuple[int, int]]:
     """Write the outcomes of one rollout's upgrades whose claims are still ours, in one
-    transaction that plans the rollout once; return the claims to go on with at once."""
+    transaction that plans the rollout once; return the claims to go on with at once, and
+    add to `wakes` the other rollouts these outcomes may let go on."""
     nudges: list[Nudge] = []
     go_on: list[tuple[int, int]] = []
-    finished: set[str] = set()
-    installed: set[tuple[str, str]] = set()  # (environment, service) whose version changed
     postgres = is_postgresql(runtime.database_url)
     with transaction(runtime.database_url) as session:
         rollout = lock_rollout(session, rollout_id, runtime.database_url)
@@ -551,20 +554,14 @@ def _apply(
                 go_on.append((upgrade.id, again))
             plan_again = plan_again or changed
             if UpgradeState(upgrade.state).final:
-                finished.add(upgrade.service)
+                wakes.freed.add((upgrade.service, rollout_id))
             if after in (UpgradeState.SUCCEEDED, UpgradeState.ROLLED_BACK):
-                installed.add((upgrade.environment, upgrade.service))
+                wakes.installed.add((upgrade.environment, upgrade.service))
         if plan_again:
             nudges += replan(session, rollout, runtime)
         traceparent = rollout.traceparent
     for upgrade, before, after, recalled in moved:
         events.moved(traceparent, upgrade, before, after, now, recalled=recalled)
-    for service in finished:
-        # After the commit, in a transaction of its own: it locks other rollouts, and holding
-        # ours meanwhile could deadlock with theirs. If it is lost, their recheck finds it.
-        wake_waiting(runtime, service, rollout_id)
-    # The installed versions changed: upgrades of other services requiring them may start.
-    wake_dependents(runtime, installed)
     runtime.dispatcher.send(nudges)
     return go_on
 
