@@ -42,6 +42,8 @@ ROLLOUT = str(Path(sys.executable).with_name("rollout"))
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/6")
 FINAL = ("succeeded", "failed", "superseded")
+# The version each round submits (every bad_share-th service gets its "-bad" twin).
+ROUNDS = ("2.0.0", "2.1.0")
 
 
 def build_fleet(
@@ -74,7 +76,9 @@ def build_fleet(
         "interval": "0.05s",
         "count": 1,
     }
-    faults: list[dict[str, Any]] = [{"version": "2.0.0-bad", "health": "unhealthy"}]
+    faults: list[dict[str, Any]] = [
+        {"version": f"{version}-bad", "health": "unhealthy"} for version in ROUNDS
+    ]
     if deploy_seconds:
         faults.append({"version": "2.0.0", "deploy_seconds": deploy_seconds})
     return Fleet.model_validate(
@@ -225,6 +229,13 @@ class RssSampler(threading.Thread):
             for pid, series in self.samples.items():
                 series.append(_rss_kib(pid))
 
+    def latest(self) -> dict[str, int]:
+        """Each worker's resident KiB now (the mean of its last three samples)."""
+        return {
+            str(pid): round(statistics.mean(series[-3:] or [0]))
+            for pid, series in self.samples.items()
+        }
+
     def summary(self) -> dict[str, Any]:
         out = {}
         for pid, series in self.samples.items():
@@ -233,7 +244,10 @@ class RssSampler(threading.Thread):
             out[str(pid)] = {
                 "peak_mib": round(max(series) / 1024, 1),
                 "first_third_mib": round(statistics.mean(series[:third]) / 1024, 1),
+                "middle_third_mib": round(statistics.mean(series[third:-third] or [0]) / 1024, 1),
                 "last_third_mib": round(statistics.mean(series[-third:]) / 1024, 1),
+                # The shape: whether it levels off after warming up, or keeps growing.
+                "every_5s_mib": [round(kib / 1024, 1) for kib in series[::5]],
             }
         return out
 
@@ -322,7 +336,11 @@ def run(
     deploy_seconds: float = 0.0,
     stages: int = 3,
     poll: str = "0.1s",
+    rounds: int = 1,
 ) -> dict[str, Any]:
+    """One release per service, waited for until every rollout is final; with `rounds` 2, a
+    second release per service after the first round, on the same workers: whether their
+    memory keeps growing once warm."""
     fleet = build_fleet(services, environments, deploy_seconds, stages, poll)
     with stack(workers) as running:
         ceiling, noop_cpu_ms = noop_rate(running, noop_tasks) if noop_tasks else (None, None)
@@ -330,60 +348,88 @@ def run(
         sampler = RssSampler([w.pid for w in running.workers])
         sampler.start()
         running.start("ticker")
-        runtime = Runtime(running.database_url, running.database_url)
-        bad_every = round(1 / bad_share) if bad_share else 0
-        xact_before = _transactions(running.database_url)
-        cpu_before = _workers_cpu_s(running)
-        started = time.monotonic()
-        for index, service in enumerate(fleet.services):
-            bad = bad_every and index % bad_every == bad_every - 1
-            submit(runtime, fleet, service.name, "2.0.0-bad" if bad else "2.0.0")
-        submitted = time.monotonic() - started
-
-        def finished() -> bool:
-            with transaction(running.database_url) as session:
-                live = session.scalar(
-                    select(func.count()).select_from(Rollout).where(Rollout.state.not_in(FINAL))
-                )
-            return live == 0
-
-        _wait(finished, 3600, every=0.2)
-        elapsed = time.monotonic() - started
-        xact = _transactions(running.database_url) - xact_before
-        cpu_ms = (_workers_cpu_s(running) - cpu_before) * 1000
+        result = _round(running, fleet, ROUNDS[0], bad_share)
+        result.update(
+            {
+                "services": services,
+                "environments": environments,
+                "workers": workers,
+                "bad_share": bad_share,
+                "deploy_seconds": deploy_seconds,
+                "poll_interval": poll,
+                "noop_tasks_per_s": round(ceiling, 1) if ceiling else None,
+                "ratio": round(result["upgrades_per_s"] / ceiling, 3) if ceiling else None,
+                "noop_worker_cpu_ms_per_task": round(noop_cpu_ms, 3) if noop_cpu_ms else None,
+                # The same comparison in worker CPU, which the machine's other load moves far
+                # less than it moves wall-clock rates: how many empty tasks one upgrade costs.
+                "upgrade_cost_in_noop_tasks": (
+                    round(result["worker_cpu_ms_per_upgrade"] / noop_cpu_ms, 1)
+                    if noop_cpu_ms
+                    else None
+                ),
+            }
+        )
+        if rounds > 1:
+            warm = sampler.latest()
+            second = _round(running, fleet, ROUNDS[1], bad_share)
+            grown = {
+                pid: round((kib - warm[pid]) / 1024, 1) for pid, kib in sampler.latest().items()
+            }
+            result["second_round"] = {
+                key: second[key]
+                for key in ("upgrades", "upgrades_per_s", "worker_cpu_ms_per_upgrade")
+            }
+            result["second_round"]["worker_rss_growth_mib"] = grown
         sampler.stop_event.set()
-        with transaction(running.database_url) as session:
-            states = dict(
-                session.execute(select(Upgrade.state, func.count()).group_by(Upgrade.state)).all()
-            )
-        ran = states.get("succeeded", 0) + states.get("rolled_back", 0)
-        result: dict[str, Any] = {
-            "services": services,
-            "environments": environments,
-            "workers": workers,
-            "bad_share": bad_share,
-            "deploy_seconds": deploy_seconds,
-            "poll_interval": poll,
-            "upgrades": ran,
-            "upgrade_states": states,
-            "elapsed_s": round(elapsed, 2),
-            "submit_s": round(submitted, 2),
-            "upgrades_per_s": round(ran / elapsed, 1),
-            "noop_tasks_per_s": round(ceiling, 1) if ceiling else None,
-            "ratio": round(ran / elapsed / ceiling, 3) if ceiling else None,
-            "db_transactions_per_upgrade": round(xact / max(ran, 1), 1),
-            # The same comparison in worker CPU, which the machine's other load moves far less
-            # than it moves wall-clock rates: how many empty tasks one upgrade costs.
-            "worker_cpu_ms_per_upgrade": round(cpu_ms / max(ran, 1), 2),
-            "noop_worker_cpu_ms_per_task": round(noop_cpu_ms, 3) if noop_cpu_ms else None,
-            "upgrade_cost_in_noop_tasks": (
-                round(cpu_ms / max(ran, 1) / noop_cpu_ms, 1) if noop_cpu_ms else None
-            ),
-            "per_upgrade_ms": round(elapsed / max(ran, 1) * 1000, 2),
-            "worker_rss": sampler.summary(),
-            **_reactions(running.database_url),
-        }
+        result["worker_rss"] = sampler.summary()
+        result.update(_reactions(running.database_url))
         return result
+
+
+def _states(url: str) -> dict[str, int]:
+    """How many upgrades are in each state."""
+    with transaction(url) as session:
+        rows = session.execute(select(Upgrade.state, func.count()).group_by(Upgrade.state))
+        return {state: count for state, count in rows}
+
+
+def _round(running: Stack, fleet: Fleet, version: str, bad_share: float) -> dict[str, Any]:
+    """Submit `version` for every service, wait until every rollout is final, and measure."""
+    runtime = Runtime(running.database_url, running.database_url)
+    bad_every = round(1 / bad_share) if bad_share else 0
+    before = _states(running.database_url)
+    xact_before = _transactions(running.database_url)
+    cpu_before = _workers_cpu_s(running)
+    started = time.monotonic()
+    for index, service in enumerate(fleet.services):
+        bad = bad_every and index % bad_every == bad_every - 1
+        submit(runtime, fleet, service.name, f"{version}-bad" if bad else version)
+    submitted = time.monotonic() - started
+
+    def finished() -> bool:
+        with transaction(running.database_url) as session:
+            live = session.scalar(
+                select(func.count()).select_from(Rollout).where(Rollout.state.not_in(FINAL))
+            )
+        return live == 0
+
+    _wait(finished, 3600, every=0.2)
+    elapsed = time.monotonic() - started
+    xact = _transactions(running.database_url) - xact_before
+    cpu_ms = (_workers_cpu_s(running) - cpu_before) * 1000
+    after = _states(running.database_url)
+    states = {state: count - before.get(state, 0) for state, count in after.items()}
+    ran = states.get("succeeded", 0) + states.get("rolled_back", 0)
+    return {
+        "upgrades": ran,
+        "upgrade_states": states,
+        "elapsed_s": round(elapsed, 2),
+        "submit_s": round(submitted, 2),
+        "upgrades_per_s": round(ran / elapsed, 1),
+        "db_transactions_per_upgrade": round(xact / max(ran, 1), 1),
+        "worker_cpu_ms_per_upgrade": round(cpu_ms / max(ran, 1), 2),
+        "per_upgrade_ms": round(elapsed / max(ran, 1) * 1000, 2),
+    }
 
 
 def _write(name: str, result: dict[str, Any]) -> None:
@@ -427,6 +473,7 @@ def main() -> None:
                 args.bad_share,
                 args.noop_tasks,
                 poll=poll,
+                rounds=2,
             ),
         )
     elif args.scenario == "scaling":
