@@ -5,18 +5,19 @@ change nothing."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from celery import Celery
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from rollout.config import Fault, Fleet
+from rollout.config import Fault, Fleet, load_fleet
 from rollout.drivers.simulated import SimulatedFleet, deploys
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.store.database import connection, transaction
 from rollout.store.models import Installation, Measurement, Page, Release, Rollout, Upgrade
-from tests.conftest import Cluster
+from tests.conftest import FIXTURES, Cluster
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -113,6 +114,48 @@ def test_a_bad_release_rolls_back_in_the_first_stage_and_pages_its_team(
     assert "Rolled back to 1.0.0" in page.summary
     # canary-1 is air-gapped: the operations rotation got the same facts, keyed apart.
     assert [p.dedup_key for p in noc] == [f"{page.dedup_key}/noc"]
+
+
+def test_canaries_failing_together_each_roll_back_and_page_once(
+    cluster: Cluster, simulator: SimulatedFleet, runtime: Runtime, tmp_path: Path
+) -> None:
+    # Six canaries start together and fail in the same batch of steps: the first failure
+    # of the rollout is written at once, the others together after it.
+    canaries = [f"canary-{n}" for n in range(2, 8)]
+    text = (FIXTURES / "fleet.yaml").read_text()
+    first = "  - {name: canary-1, stage: canary,"
+    extra = "".join(
+        f"  - {{name: {name}, stage: canary, driver: {{type: simulated, poll_interval: 0.1s}}}}\n"
+        for name in canaries
+    )
+    (tmp_path / "fleet.yaml").write_text(text.replace(first, extra + first))
+    wide = load_fleet(tmp_path / "fleet.yaml")
+    simulator.install({(name, "checkout"): "1.0.0" for name in canaries})
+    with transaction(cluster.database_url) as session:
+        session.add_all(
+            Installation(
+                environment=name, service="checkout", version="1.0.0", updated_at=datetime.now(UTC)
+            )
+            for name in canaries
+        )
+    simulator.inject(Fault(service="checkout", version="6.6.6", health="unhealthy"))
+
+    submitted = submit(runtime, wide, "checkout", "6.6.6")
+
+    assert _final(cluster, submitted.rollout_id).state == "failed"
+    upgrades = _upgrades(cluster, submitted.rollout_id)
+    failed = {env for env, u in upgrades.items() if u.deploy_started_at is not None}
+    assert failed == {"canary-1", *canaries}
+    assert {upgrades[env].state for env in failed} == {"rolled_back"}
+    assert {simulator.installed_versions()[(env, "checkout")] for env in failed} == {"1.0.0"}
+    _each_deploy_took_effect_once(simulator)
+    with transaction(cluster.database_url) as session:
+        paged = session.execute(
+            select(Page.environment, func.count())
+            .where(Page.rollout_id == submitted.rollout_id, Page.team == "payments")
+            .group_by(Page.environment)
+        ).all()
+    assert dict(paged) == {env: 1 for env in failed}
 
 
 def test_a_newer_release_supersedes_what_has_not_started(

@@ -132,18 +132,24 @@ def _step_batch(runtime: Runtime, claims: list[tuple[int, int]]) -> list[tuple[i
             retry.append((item.upgrade.id, claim))  # a plan holds it (or took it back)
     drivers = _ask_together(runtime, claimed)
     wakes = Wakes()
+    halted: set[int] = set()  # rollouts whose first failure of this batch is written
     for item in claimed:
         upgrade = item.upgrade
         with events.stepping(upgrade, item.rollout):
             outcome = _step_in_hand(runtime, item, drivers.get(upgrade.id))
         by_rollout[upgrade.rollout_id].append((upgrade.id, item.claim, outcome))
-        if outcome.due_in == timedelta(0) and outcome.state is not UpgradeState(upgrade.state):
-            # A failure: its page and its rollback wait for no other upgrade of the batch.
+        failed = outcome.due_in == timedelta(0) and outcome.state is not UpgradeState(upgrade.state)
+        if failed and upgrade.rollout_id not in halted:
+            # A rollout's first failure: its page and its rollback wait for no other upgrade
+            # of the batch. Its next failures in the batch are written together, first, at
+            # the end: each written on its own queued on the rollout's lock behind the
+            # others (a bad canary stage of 50 environments failing at once).
+            halted.add(upgrade.rollout_id)
             mine = by_rollout.pop(upgrade.rollout_id)
             steps(runtime, _apply(runtime, upgrade.rollout_id, mine, runtime.now(), wakes))
     go_on = list(retry)
-    for rollout_id, outcomes in by_rollout.items():
-        go_on += _apply(runtime, rollout_id, outcomes, runtime.now(), wakes)
+    for rollout_id in sorted(by_rollout, key=lambda r: r not in halted):
+        go_on += _apply(runtime, rollout_id, by_rollout[rollout_id], runtime.now(), wakes)
     # If this is lost (the worker dies first), the woken rollouts' own rechecks find it.
     wake(runtime, wakes)
     return go_on
