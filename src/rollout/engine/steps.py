@@ -144,14 +144,20 @@ def _step_batch(runtime: Runtime, claims: list[tuple[int, int]]) -> list[tuple[i
             # of the batch. Its next failures in the batch are written together, first, at
             # the end: each written on its own queued on the rollout's lock behind the
             # others (a bad canary stage of 50 environments failing at once).
-            halted.add(upgrade.rollout_id)
             mine = by_rollout.pop(upgrade.rollout_id)
-            steps(runtime, _apply(runtime, upgrade.rollout_id, mine, runtime.now(), wakes))
+            written = _apply(runtime, upgrade.rollout_id, mine, runtime.now(), wakes)
+            if written:  # else the claim had gone stale: the next failure goes at once too
+                halted.add(upgrade.rollout_id)
+            steps(runtime, written)
     go_on = list(retry)
     for rollout_id in sorted(by_rollout, key=lambda r: r not in halted):
         go_on += _apply(runtime, rollout_id, by_rollout[rollout_id], runtime.now(), wakes)
-    # If this is lost (the worker dies first), the woken rollouts' own rechecks find it.
-    wake(runtime, wakes)
+    try:
+        wake(runtime, wakes)
+    except Exception as error:
+        # Not worth the batch's rollbacks and next steps: the woken rollouts' own rechecks
+        # (a busy environment, a dependency) find what this would have told them.
+        log.warning("waking other rollouts failed: %s", error)
     return go_on
 
 
@@ -216,7 +222,12 @@ def _ask_together(runtime: Runtime, claimed: list[_Claimed]) -> dict[int, Driver
             answers = driver.statuses(keys) if keys else {}
         except Exception as error:
             log.warning("polling %d deploys together failed: %s", len(keys), error)
-        answered = _Answered(driver, started, answers, asked_at, _probes(driver, group))
+        # Probes are read once the batch's deploys were started and polled together; if
+        # either call failed, each step asks on its own and may settle its deploy later
+        # than a reading taken now: then each probe reads the fleet on its own too.
+        together = len(started) == len(starting) and len(answers) == len(keys)
+        probes = _probes(driver, group) if together else None
+        answered = _Answered(driver, started, answers, asked_at, probes)
         drivers.update((item.upgrade.id, answered) for item in group)
     return drivers
 
