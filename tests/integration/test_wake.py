@@ -1,23 +1,24 @@
 """Waking other rollouts after a batch of steps, on real PostgreSQL: exactly the rollouts an
-environment came free for, or whose dependency was installed, are made due; and wakes
-running at once over the same rollouts do not deadlock."""
+environment came free for, or whose dependency was installed, are made due, their rows
+locked in id order."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 
 from rollout.domain.constraints import dependency_prefix
 from rollout.engine.progress import Wakes, wake
 from rollout.engine.runtime import Runtime
-from rollout.store.database import transaction
+from rollout.store.database import engine_for, transaction
 from rollout.store.models import Release, Rollout, Upgrade
 from tests.conftest import fresh_database
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -106,18 +107,44 @@ def test_an_installed_version_wakes_the_running_rollouts_waiting_for_it_there(
     assert _due(runtime) == {there, also}
 
 
-def test_wakes_of_the_same_rollouts_at_once_do_not_deadlock(runtime: Runtime) -> None:
-    ids = [_rollout(runtime, f"svc-{i % 5}") for i in range(60)]
-    services = sorted({f"svc-{i % 5}" for i in range(60)})
-
-    def waking(n: int) -> None:
-        # Each names the same rollouts in its own order; PostgreSQL would abort one of two
-        # statements locking them in opposite orders.
-        mine = services[n % 5 :] + services[: n % 5]
-        for _ in range(20):
-            wake(runtime, Wakes(freed={(service, ids[n]) for service in mine}))
-
-    with ThreadPoolExecutor(6) as pool:
-        list(pool.map(waking, range(6)))
+def test_a_wake_locks_the_rollouts_in_id_order(runtime: Runtime) -> None:
+    # Two wakers that lock the same rollouts in different orders can deadlock; in id order,
+    # one waits for the other. Locking in the order PostgreSQL happens to scan the table is
+    # not enough: the first rollout, updated, now lies last in the table.
+    ids = [_rollout(runtime, "checkout") for _ in range(5)]
+    engine = engine_for(runtime.database_url)
+    with engine.begin() as db:
+        # An indexed column: a new row version everywhere, not one only its old one points to.
+        db.execute(
+            update(Rollout).where(Rollout.id == ids[0]).values(due_at=NOW - timedelta(days=1))
+        )
+    holder = engine.connect()
+    holder.begin()
+    holder.execute(select(Rollout.id).where(Rollout.id == ids[0]).with_for_update())
+    waker = threading.Thread(target=wake, args=(runtime, Wakes(freed={("checkout", 0)})))
+    waker.start()
+    try:
+        wait_for(lambda: _waiting_on_a_lock(runtime), 10, "the wake to wait for the first rollout")
+        # Waiting for the first, it has taken none after it.
+        with engine.connect() as other:
+            other.execute(
+                select(Rollout.id).where(Rollout.id == ids[-1]).with_for_update(nowait=True)
+            )
+            other.rollback()
+    finally:
+        holder.rollback()
+        holder.close()
+        waker.join(10)
 
     assert _due(runtime) == set(ids)
+
+
+def _waiting_on_a_lock(runtime: Runtime) -> bool:
+    with engine_for(runtime.database_url).connect() as db:
+        waiting = db.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()
+    return bool(waiting)

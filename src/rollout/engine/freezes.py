@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from rollout.config import Fleet, parse_duration
 from rollout.domain.constraints import at_utc
 from rollout.domain.states import RolloutState, UpgradeState
+from rollout.engine.progress import make_due
 from rollout.engine.runtime import Runtime
 from rollout.store.database import transaction
 from rollout.store.models import Freeze, Rollout, Upgrade
@@ -163,9 +164,4 @@ def _wake(runtime: Runtime, target: str, kinds: list[str]) -> None:
         held = held.where(Upgrade.service == target)
     else:
         held = held.where(Upgrade.environment == target)
-    with transaction(runtime.database_url) as session:
-        session.execute(
-            update(Rollout)
-            .where(Rollout.id.in_(held), Rollout.state == RolloutState.RUNNING)
-            .values(due_at=runtime.now())
-        )
+    make_due(runtime, and_(Rollout.id.in_(held), Rollout.state == RolloutState.RUNNING))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -298,8 +298,8 @@ class Wakes:
 def wake(runtime: Runtime, wakes: Wakes) -> None:
     """Plan soon the rollouts `wakes` names, in one statement of its own transaction: it
     locks other rollouts, so it never runs while one is held (that could deadlock with their
-    plans), and it locks them in id order (two wakes at once cannot deadlock either). Once
-    per batch: one transaction per step's wakes cost a tenth of a worker in the benchmark."""
+    plans). Once per batch: one transaction per step's wakes cost a tenth of a worker in the
+    benchmark."""
     if not wakes.freed and not wakes.installed:
         return
     woken = []
@@ -329,7 +329,13 @@ def wake(runtime: Runtime, wakes: Wakes) -> None:
             ),
         )
         woken.append(and_(Rollout.state == RolloutState.RUNNING, Rollout.id.in_(waiting)))
-    chosen = select(Rollout.id).where(or_(*woken)).order_by(Rollout.id)
+    make_due(runtime, or_(*woken))
+
+
+def make_due(runtime: Runtime, which: ColumnElement[bool]) -> None:
+    """Make the rollouts `which` selects due now, in a transaction of its own that locks
+    them in id order: every waker does, so two at once cannot deadlock."""
+    chosen = select(Rollout.id).where(which).order_by(Rollout.id)
     if is_postgresql(runtime.database_url):
         chosen = chosen.with_for_update()
     with transaction(runtime.database_url) as session:
