@@ -1,13 +1,20 @@
-"""A step batch's driver answers what was asked together once, then asks the driver."""
+"""A step batch's driver answers what was asked together once, then asks the driver; its
+probes are read together only when its deploys were asked together."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import httpx
+import pytest
 
+from rollout.domain.states import UpgradeState
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, Health
-from rollout.engine.steps import _Answered
+from rollout.engine import steps
+from rollout.engine.runtime import Runtime
+from rollout.engine.steps import _Answered, _Claimed
+from rollout.store.models import Rollout, Upgrade
 
 
 class Recording:
@@ -52,3 +59,63 @@ def test_a_deploy_started_with_the_batch_is_not_started_again_by_its_step() -> N
     answered.start(DeployRequest("j", "prod-1", "web", "2.0.0"))
 
     assert driver.asked == [("start", "k"), ("start", "j")]
+
+
+class Batching(Recording):
+    """A driver that takes batches and reads probes together; `broken` calls raise."""
+
+    def __init__(self, broken: str | None = None) -> None:
+        super().__init__()
+        self.broken = broken
+        self.probed: list[tuple[str, str]] = []
+        self.probe_transport = httpx.MockTransport(lambda request: httpx.Response(200))
+
+    def start_many(self, requests: Sequence[DeployRequest]) -> None:
+        if self.broken == "start_many":
+            raise RuntimeError("start_many broke")
+
+    def statuses(self, keys: Sequence[str]) -> dict[str, DeployStatus]:
+        if self.broken == "statuses":
+            raise RuntimeError("statuses broke")
+        return {key: DeployStatus(DeployPhase.SUCCEEDED) for key in keys}
+
+    def probing(self, places: Sequence[tuple[str, str]]) -> httpx.BaseTransport:
+        self.probed += places
+        return self.probe_transport
+
+
+def _claimed(upgrade_id: int, state: UpgradeState, deploy: bool) -> _Claimed:
+    upgrade = Upgrade(
+        id=upgrade_id,
+        environment=f"prod-{upgrade_id}",
+        service="web",
+        to_version="2.0.0",
+        state=state,
+        driver={"type": "batching"},
+    )
+    return _Claimed(upgrade, Rollout(id=1), claim=1, taken=[], deploy=deploy)
+
+
+@pytest.mark.parametrize("broken", [None, "start_many", "statuses"])
+def test_a_batch_reads_its_probes_together_only_when_its_deploys_were_asked_together(
+    monkeypatch: pytest.MonkeyPatch, broken: str | None
+) -> None:
+    driver = Batching(broken)
+    monkeypatch.setattr(steps, "driver_for", lambda *args: driver)
+    batch = [
+        _claimed(1, UpgradeState.DEPLOYING, deploy=True),
+        _claimed(2, UpgradeState.DEPLOYING, deploy=False),
+        _claimed(3, UpgradeState.VERIFYING, deploy=False),
+    ]
+
+    asked = steps._ask_together(Runtime("sqlite://", "sqlite://"), batch)
+
+    transports = {asked[item.upgrade.id].transport() for item in batch}
+    if broken is None:
+        # Read after the deploys settled: what the batch's gates probe.
+        assert transports == {driver.probe_transport}
+        assert driver.probed == [("prod-1", "web"), ("prod-2", "web"), ("prod-3", "web")]
+    else:
+        # A step may settle its own deploy later than any reading now: each probes alone.
+        assert transports == {None}
+        assert driver.probed == []
