@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -108,7 +108,7 @@ class SimulatedFleet:
     # -- what the engine calls -----------------------------------------------------------
     def start(self, request: DeployRequest) -> None:
         with connection(self.url) as db:
-            fault = _fault(db, request.service, request.version)
+            fault = _pick(_rules(db), request.service, request.version)
             # One statement whether or not the key was seen: asking again only counts a call.
             row = db.execute(
                 _upsert(db)(deploys)
@@ -311,19 +311,6 @@ def _pick(rules: list[Fault], service: str, version: str | None) -> Fault:
     return max(matching, key=Fault.specificity, default=_HEALTHY)
 
 
-def _fault(db: Connection, service: str, version: str | None) -> Fault:
-    if version is None:
-        return _HEALTHY
-    rows = db.execute(
-        select(faults).where(
-            and_(faults.c.service.in_((service, "*")), faults.c.version.in_((version, "*")))
-        )
-    ).all()
-    # The most specific rule wins: an exact version beats a service-wide one.
-    rules = [Fault.model_validate(dict(row._mapping)) for row in rows]
-    return max(rules, key=Fault.specificity, default=_HEALTHY)
-
-
 def _rules(db: Connection) -> list[Fault]:
     return [Fault.model_validate(dict(row._mapping)) for row in db.execute(select(faults))]
 
@@ -333,7 +320,7 @@ class SimulatedDriver:
 
     def __init__(self, fleet: SimulatedFleet) -> None:
         self.fleet = fleet
-        self._transport = httpx.MockTransport(self._answer)
+        self._transport = httpx.MockTransport(self._answering({}))
 
     def start(self, request: DeployRequest) -> None:
         self.fleet.start(request)
@@ -356,56 +343,39 @@ class SimulatedDriver:
     def probing(self, places: Sequence[tuple[str, str]]) -> httpx.BaseTransport:
         """A transport that answers the health probes of these places from one reading of
         the fleet (a batch's gates, measured together); other probes read it on their own."""
-        found = self.fleet.probe_many(places)
+        return httpx.MockTransport(self._answering(self.fleet.probe_many(places)))
+
+    def _answering(
+        self, found: Mapping[tuple[str, str], tuple[str | None, Fault]]
+    ) -> Callable[[httpx.Request], httpx.Response]:
+        """The fake health endpoint http://{environment}.sim/{service}/health, answering from
+        `found` where it holds the place, else from the fleet."""
 
         def answer(request: httpx.Request) -> httpx.Response:
-            place = _place(request)
-            if place is None:
-                return _respond(request, None)
-            known = found.get(place)
-            return _respond(request, place, known or self.fleet.probe(*place))
+            parts = request.url.path.strip("/").split("/")
+            if len(parts) != 2 or parts[1] != "health":
+                return httpx.Response(404, json={"error": "no such endpoint"})
+            environment, service = request.url.host.removesuffix(".sim"), parts[0]
+            version, fault = found.get((environment, service)) or self.fleet.probe(
+                environment, service
+            )
+            if version is None:
+                return httpx.Response(404, json={"error": f"{service} is not installed"})
+            if fault.health == "flaky" and random.random() < fault.flaky_rate:
+                raise httpx.ConnectError("simulated probe failure", request=request)
+            body = {
+                "service": service,
+                "version": version,
+                "status": "failing" if fault.health == "unhealthy" else "ok",
+                "error_rate": fault.error_rate,
+            }
+            return httpx.Response(
+                200,
+                content=json.dumps(body).encode(),
+                headers={"content-type": "application/json"},
+            )
 
-        return httpx.MockTransport(answer)
-
-    def _answer(self, request: httpx.Request) -> httpx.Response:
-        place = _place(request)
-        if place is None:
-            return _respond(request, None)
-        return _respond(request, place, self.fleet.probe(*place))
-
-
-def _place(request: httpx.Request) -> tuple[str, str] | None:
-    """The (environment, service) a probe of http://{environment}.sim/{service}/health asks."""
-    parts = request.url.path.strip("/").split("/")
-    if len(parts) != 2 or parts[1] != "health":
-        return None
-    return request.url.host.removesuffix(".sim"), parts[0]
-
-
-def _respond(
-    request: httpx.Request,
-    place: tuple[str, str] | None,
-    found: tuple[str | None, Fault] = (None, _HEALTHY),
-) -> httpx.Response:
-    """The simulated service's health endpoint: what `found` (its installed version and
-    fault rule) makes it answer."""
-    if place is None:
-        return httpx.Response(404, json={"error": "no such endpoint"})
-    service = place[1]
-    version, fault = found
-    if version is None:
-        return httpx.Response(404, json={"error": f"{service} is not installed"})
-    if fault.health == "flaky" and random.random() < fault.flaky_rate:
-        raise httpx.ConnectError("simulated probe failure", request=request)
-    body = {
-        "service": service,
-        "version": version,
-        "status": "failing" if fault.health == "unhealthy" else "ok",
-        "error_rate": fault.error_rate,
-    }
-    return httpx.Response(
-        200, content=json.dumps(body).encode(), headers={"content-type": "application/json"}
-    )
+        return answer
 
 
 @cache
