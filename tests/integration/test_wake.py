@@ -79,14 +79,15 @@ def _due(runtime: Runtime) -> set[int]:
 def test_a_freed_environment_wakes_the_other_live_rollouts_of_its_service(
     runtime: Runtime,
 ) -> None:
-    freeing = _rollout(runtime, "checkout")
-    waiting = _rollout(runtime, "checkout")
+    # One live rollout per service: the others of checkout are superseded, finishing.
+    freeing = _rollout(runtime, "checkout", state="superseding")
     superseding = _rollout(runtime, "checkout", state="superseding")
     _rollout(runtime, "checkout", state="succeeded")
-    _rollout(runtime, "checkout", state="paused")
+    waiting = _rollout(runtime, "checkout")
+    _rollout(runtime, "cart", state="paused")
     _rollout(runtime, "search")
 
-    wake(runtime, Wakes(freed={("checkout", freeing)}))
+    wake(runtime, Wakes(freed={("checkout", freeing), ("cart", 0)}))
 
     assert _due(runtime) == {waiting, superseding}
 
@@ -99,7 +100,7 @@ def test_an_installed_version_wakes_the_running_rollouts_waiting_for_it_there(
     _rollout(runtime, "cart", hold=("prod-2", needs))  # waits elsewhere
     _rollout(runtime, "search", hold=("prod-1", dependency_prefix("billing") + ">= 1"))
     _rollout(runtime, "web", state="paused", hold=("prod-1", needs))
-    freeing = _rollout(runtime, "api")
+    freeing = _rollout(runtime, "api", state="superseding")
     also = _rollout(runtime, "api")
 
     wake(runtime, Wakes(freed={("api", freeing)}, installed={("prod-1", "billing-db")}))
@@ -111,7 +112,8 @@ def test_a_wake_locks_the_rollouts_in_id_order(runtime: Runtime) -> None:
     # Two wakers that lock the same rollouts in different orders can deadlock; in id order,
     # one waits for the other. Locking in the order PostgreSQL happens to scan the table is
     # not enough: the first rollout, updated, now lies last in the table.
-    ids = [_rollout(runtime, "checkout") for _ in range(5)]
+    ids = [_rollout(runtime, "checkout", state="superseding") for _ in range(4)]
+    ids.append(_rollout(runtime, "checkout"))
     engine = engine_for(runtime.database_url)
     with engine.begin() as db:
         # An indexed column: a new row version everywhere, not one only its old one points to.

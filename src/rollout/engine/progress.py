@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -108,6 +109,21 @@ def lock_rollout(session: Session, rollout_id: int, url: str) -> Rollout | None:
     if is_postgresql(url):
         query = query.with_for_update()
     return session.execute(query).scalar_one_or_none()
+
+
+def lock_service(session: Session, service: str, url: str) -> None:
+    """Serialise the transactions that open rollouts of `service` (submit, retry) until this
+    one ends. A row lock cannot do it: a rollout another submission inserted and has not
+    committed is invisible to `SELECT … FOR UPDATE`. SQLite needs none: its writers take the
+    database's one write lock at BEGIN."""
+    if is_postgresql(url):
+        session.execute(select(func.pg_advisory_xact_lock(_service_key(service))))
+
+
+def _service_key(service: str) -> int:
+    # A stable signed 64-bit key (Python's hash() differs between processes).
+    digest = hashlib.blake2b(f"rollout/service/{service}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def advance(runtime: Runtime, rollout_id: int) -> None:
@@ -266,7 +282,13 @@ def halt(session: Session, rollout: Rollout, reason: str) -> None:
 
 
 def _busy(session: Session, rollout: Rollout, environments: list[str]) -> dict[str, str]:
-    """Environments where another rollout of this service has an upgrade in flight."""
+    """Environments where another rollout of this service has an upgrade in flight.
+
+    Read without locking the other rollouts, and still race-free: only the one live rollout
+    of a service starts upgrades (the index on `rollouts` admits no second), and it was made
+    live in the transaction that superseded the others, after their plans took back what
+    they had not begun. What those others still have in flight can only finish, and a
+    finish commits before it wakes this rollout, whose lock that wake waits for."""
     if not environments:
         return {}
     rows = session.execute(

@@ -50,6 +50,7 @@ from rollout.engine.progress import (
     halt,
     install,
     lock_rollout,
+    lock_service,
     replan,
     stages_of,
     upgrade_view,
@@ -211,6 +212,9 @@ def abort(runtime: Runtime, rollout_id: int, reason: str | None = None) -> Steer
 
 def retry(runtime: Runtime, fleet: Fleet, rollout_id: int) -> Steered:
     def action(session: Session, rollout: Rollout, now: datetime) -> _Done:
+        # A submission at this moment must not open a second live rollout beside ours. The
+        # rollout is final, so no submission waits on its lock while holding the service's.
+        lock_service(session, rollout.service, runtime.database_url)
         newer = session.scalars(
             select(Rollout)
             .where(Rollout.service == rollout.service, Rollout.id > rollout.id)

@@ -23,7 +23,7 @@ from rollout.config.models import (
 )
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge
-from rollout.engine.progress import replan
+from rollout.engine.progress import lock_service, replan
 from rollout.engine.runtime import Runtime
 from rollout.observability import events, tracing
 from rollout.store.database import is_postgresql, transaction
@@ -81,6 +81,8 @@ def _record(
     now = runtime.now()
     nudges: list[Nudge] = []
     with transaction(runtime.database_url) as session:
+        # Before anything else: the newest accepted release must see every older rollout.
+        lock_service(session, spec.name, runtime.database_url)
         existing = session.execute(
             select(Release).where(Release.service == spec.name, Release.version == version)
         ).scalar_one_or_none()
@@ -112,11 +114,9 @@ def _record(
         )
         session.add(release)
         session.flush()
-        rollout = open_rollout(session, fleet, spec, environments, release, now)
 
         live = select(Rollout).where(
             Rollout.service == spec.name,
-            Rollout.id != rollout.id,
             Rollout.state.in_([RolloutState.RUNNING, RolloutState.PAUSED]),
         )
         if is_postgresql(runtime.database_url):
@@ -125,6 +125,9 @@ def _record(
         for old in older:
             check_rollout(RolloutState(old.state), RolloutState.SUPERSEDING)
             old.state = RolloutState.SUPERSEDING
+        session.flush()  # the index admits one live rollout per service: theirs ends first
+        rollout = open_rollout(session, fleet, spec, environments, release, now)
+        for old in older:
             old.reason = f"superseded by {version} (rollout {rollout.id})"
             old_release = session.get(Release, old.release_id)
             if old_release is not None and old_release.state == ReleaseState.ACTIVE:

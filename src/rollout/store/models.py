@@ -18,10 +18,14 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+# The states in which a rollout may start upgrades (RUNNING, PAUSED): at most one per service.
+LIVE_ROLLOUT = "state IN ('running', 'paused')"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -89,6 +93,18 @@ class Rollout(Base):
     # The W3C traceparent of the span that submitted it: every step of the rollout, in
     # whichever worker and however much later, starts its span as a child of this one.
     traceparent: Mapped[str | None] = mapped_column(String(55))
+
+    # One live rollout per service, whatever the timing of submissions: the database refuses
+    # a second, so the newest accepted release always supersedes every older one.
+    __table_args__ = (
+        Index(
+            "ux_rollouts_one_live_per_service",
+            "service",
+            unique=True,
+            postgresql_where=text(LIVE_ROLLOUT),
+            sqlite_where=text(LIVE_ROLLOUT),
+        ),
+    )
 
 
 class Upgrade(Base):
