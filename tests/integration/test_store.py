@@ -11,11 +11,11 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from rollout.store.database import alembic_config, engine_for, migrate
-from rollout.store.models import Base, Release, Rollout
+from rollout.store.models import Base, Release, Rollout, Upgrade
 from tests.conftest import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -42,8 +42,8 @@ def test_migrations_match_the_models_on_sqlite(tmp_path: Path) -> None:
     assert _drift(url) == []
 
 
-def _two_live_rollouts_of_one_service(url: str) -> None:
-    """What the submission race of 0009 and before could leave behind."""
+def _two_rollouts_of_one_service(url: str, first: str = "running") -> None:
+    """Two running rollouts: what the submission race of 0009 and before could leave."""
     now = datetime.now(UTC)
     with engine_for(url).begin() as db:
         for n in (1, 2):
@@ -59,7 +59,7 @@ def _two_live_rollouts_of_one_service(url: str) -> None:
                     service="checkout",
                     version=f"2.0.{n}",
                     team="payments",
-                    state="running",
+                    state=first if n == 1 else "running",
                     stage_index=0,
                     plan={},
                     created_at=now,
@@ -79,7 +79,7 @@ def test_the_migration_to_one_live_rollout_supersedes_all_but_the_newest(
             url = stack.enter_context(fresh_database("rollout_migration_test"))
             command.downgrade(alembic_config(url), "0009")
         command.upgrade(alembic_config(url), "0009")
-        _two_live_rollouts_of_one_service(url)
+        _two_rollouts_of_one_service(url)
         migrate(url)
         with engine_for(url).connect() as db:
             rows = db.execute(select(Rollout.id, Rollout.state, Rollout.reason)).all()
@@ -90,3 +90,30 @@ def test_the_migration_to_one_live_rollout_supersedes_all_but_the_newest(
         with pytest.raises(IntegrityError), engine_for(url).begin() as db:
             db.execute(update(Rollout).where(Rollout.id == 1).values(state="paused"))
         engine_for(url).dispose()
+
+
+def test_the_migration_to_structured_holds_keeps_who_waits_for_a_service(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'rollout.db'}"
+    command.upgrade(alembic_config(url), "0010")
+    _two_rollouts_of_one_service(url, first="superseding")
+    now = datetime.now(UTC)
+    waits = {
+        1: "waits for billing-db >= 2.3 in prod-1 (installed 2.1)",
+        2: "waiting for stage canary: 0 of 1 environments passed",
+    }
+    with engine_for(url).begin() as db:
+        for n, reason in waits.items():
+            db.execute(
+                text(
+                    "INSERT INTO upgrades (id, rollout_id, service, environment, stage_index,"
+                    " stage, to_version, driver, state, hold_reason, claim, created_at)"
+                    " VALUES (:n, 2, 'checkout', 'prod-1', 0, 'production', '2.0.2', '{}',"
+                    " 'pending', :reason, 0, :now)"
+                ),
+                {"n": n, "reason": reason, "now": now.replace(tzinfo=None)},
+            )
+    migrate(url)
+    with engine_for(url).connect() as db:
+        rows = db.execute(select(Upgrade.id, Upgrade.hold_kind, Upgrade.hold_subject)).all()
+    assert sorted(rows) == [(1, "dependency", "billing-db"), (2, None, None)]
+    engine_for(url).dispose()

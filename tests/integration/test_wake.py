@@ -12,7 +12,7 @@ from itertools import count
 import pytest
 from sqlalchemy import select, text, update
 
-from rollout.domain.constraints import dependency_prefix
+from rollout.domain.holds import Hold, HoldKind
 from rollout.engine.progress import Wakes, wake
 from rollout.engine.runtime import Runtime
 from rollout.store.database import engine_for, transaction
@@ -33,9 +33,9 @@ def runtime() -> Iterator[Runtime]:
 
 
 def _rollout(
-    runtime: Runtime, service: str, state: str = "running", hold: tuple[str, str] | None = None
+    runtime: Runtime, service: str, state: str = "running", hold: tuple[str, Hold] | None = None
 ) -> int:
-    """A rollout of `service`, not due; `hold`: a pending upgrade in (environment, reason)."""
+    """A rollout of `service`, not due; `hold`: a pending upgrade in (environment, why)."""
     version = f"2.0.{next(_PATCH)}"
     with transaction(runtime.database_url) as session:
         release = Release(service=service, version=version, state="active", submitted_at=NOW)
@@ -64,7 +64,9 @@ def _rollout(
                     to_version=version,
                     driver={"type": "simulated"},
                     state="pending",
-                    hold_reason=hold[1],
+                    hold_reason=hold[1].text,
+                    hold_kind=hold[1].kind,
+                    hold_subject=hold[1].subject,
                     created_at=NOW,
                 )
             )
@@ -95,17 +97,23 @@ def test_a_freed_environment_wakes_the_other_live_rollouts_of_its_service(
 def test_an_installed_version_wakes_the_running_rollouts_waiting_for_it_there(
     runtime: Runtime,
 ) -> None:
-    needs = dependency_prefix("billing-db") + ">= 2.3 in prod-1 (installed 2.1)"
+    text = "waits for billing-db >= 2.3 in prod-1 (installed 2.1)"
+    needs = Hold(HoldKind.DEPENDENCY, "billing-db", text)
     there = _rollout(runtime, "checkout", hold=("prod-1", needs))
     _rollout(runtime, "cart", hold=("prod-2", needs))  # waits elsewhere
-    _rollout(runtime, "search", hold=("prod-1", dependency_prefix("billing") + ">= 1"))
+    _rollout(runtime, "search", hold=("prod-1", Hold(HoldKind.DEPENDENCY, "billing", "billing")))
     _rollout(runtime, "web", state="paused", hold=("prod-1", needs))
+    # Only kind and subject count: a text that reads like a dependency is not one, and a
+    # dependency worded otherwise is.
+    _rollout(runtime, "shop", hold=("prod-1", Hold(HoldKind.WINDOW, "prod-1", text)))
+    reworded = Hold(HoldKind.DEPENDENCY, "billing-db", "needs billing-db 2.3 or newer first")
+    also_there = _rollout(runtime, "mail", hold=("prod-1", reworded))
     freeing = _rollout(runtime, "api", state="superseding")
     also = _rollout(runtime, "api")
 
     wake(runtime, Wakes(freed={("api", freeing)}, installed={("prod-1", "billing-db")}))
 
-    assert _due(runtime) == {there, also}
+    assert _due(runtime) == {there, also_there, also}
 
 
 def test_a_wake_locks_the_rollouts_in_id_order(runtime: Runtime) -> None:

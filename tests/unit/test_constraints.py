@@ -18,6 +18,7 @@ from rollout.domain.constraints import (
     compare_versions,
     first_reaching,
 )
+from rollout.domain.holds import Hold, HoldKind
 from rollout.domain.planning import RolloutView, StagePlan, UpgradeView, plan
 from rollout.domain.states import RolloutState, UpgradeState
 
@@ -173,7 +174,9 @@ def test_the_planner_records_the_hold_and_plans_again_at_the_opening() -> None:
     rollout = RolloutView(RolloutState.RUNNING, 0, None)
     decided = plan(rollout, [StagePlan("production")], upgrades, {}, now, only(OFFICE))
     assert decided.start == []
-    assert decided.holds == {1: "maintenance window opens at 2026-11-30 08:00:00 UTC"}
+    assert decided.holds == {
+        1: Hold(HoldKind.WINDOW, "prod-1", "maintenance window opens at 2026-11-30 08:00:00 UTC")
+    }
     assert decided.due_at == utc(2026, 11, 30, 8)
     later = plan(rollout, [StagePlan("production")], upgrades, {}, decided.due_at, only(OFFICE))
     assert later.start == [1]
@@ -327,10 +330,10 @@ def test_the_planner_starts_only_what_every_rule_admits(
         assert decided.start == []
     in_flight = sum(u.state.in_flight for u in upgrades)
     assert in_flight + len(decided.start) <= max(stage.max_in_flight(len(upgrades)), in_flight)
-    for upgrade_id, reason in decided.holds.items():
+    for upgrade_id, hold in decided.holds.items():
         verdict = rules.verdict(by_id[upgrade_id].environment, now)
         if not verdict.admitted:
-            assert reason == verdict.reason
+            assert hold == verdict.hold
             if verdict.until is not None:
                 assert decided.due_at is not None and decided.due_at <= verdict.until
 

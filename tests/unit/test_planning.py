@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rollout.domain.holds import Hold, HoldKind
 from rollout.domain.planning import BUSY_RECHECK, Plan, RolloutView, StagePlan, UpgradeView, plan
 from rollout.domain.states import RolloutState, UpgradeState
 
@@ -32,7 +33,7 @@ def _plan(
     state: RolloutState = RolloutState.RUNNING,
     stage: int = 0,
     passed_at: datetime | None = None,
-    busy: dict[str, str] | None = None,
+    busy: dict[str, Hold] | None = None,
 ) -> Plan:
     return plan(RolloutView(state, stage, passed_at), STAGES, upgrades, busy or {}, NOW)
 
@@ -44,7 +45,9 @@ def test_a_new_rollout_starts_its_first_stage_only() -> None:
     upgrades = _upgrades([P, P], [P], [P])
     decided = _plan(upgrades)
     assert decided.start == [1, 2]
-    assert decided.holds[3] == "waiting for stage canary: 0 of 2 environments passed"
+    assert decided.holds[3] == Hold(
+        HoldKind.STAGE, "canary", "waiting for stage canary: 0 of 2 environments passed"
+    )
 
 
 def test_a_passed_stage_soaks_before_promotion() -> None:
@@ -54,7 +57,9 @@ def test_a_passed_stage_soaks_before_promotion() -> None:
     assert decided.stage_passed_at == NOW
     assert decided.due_at == NOW + timedelta(seconds=30)
     assert decided.start == []
-    assert decided.holds[3] == "stage canary soaking until 12:00:30 UTC"
+    assert decided.holds[3] == Hold(
+        HoldKind.STAGE, "canary", "stage canary soaking until 12:00:30 UTC"
+    )
 
 
 def test_after_the_soak_the_next_stage_starts() -> None:
@@ -71,7 +76,11 @@ def test_promote_share_lets_a_stage_pass_with_some_environments_left() -> None:
     # staging needs half of 2: promoted at once (no soak), production ramps at parallelism 2
     assert decided.stage_index == 2
     assert decided.start == [4, 5]
-    assert decided.holds[6] == "stage production parallelism: 2 of 2 upgrades in flight"
+    assert decided.holds[6] == Hold(
+        HoldKind.PARALLELISM,
+        "production",
+        "stage production parallelism: 2 of 2 upgrades in flight",
+    )
 
 
 def test_the_last_stage_succeeds_only_when_everything_is_final() -> None:
@@ -83,9 +92,10 @@ def test_the_last_stage_succeeds_only_when_everything_is_final() -> None:
 
 def test_a_busy_environment_waits_with_the_reason() -> None:
     upgrades = _upgrades([P, P], [], [])
-    decided = _plan(upgrades, busy={"env-1": "environment busy: rollout 7"})
+    busy = Hold(HoldKind.BUSY, "7", "environment busy: rollout 7")
+    decided = _plan(upgrades, busy={"env-1": busy})
     assert decided.start == [2]
-    assert decided.holds[1] == "environment busy: rollout 7"
+    assert decided.holds[1] == busy
     assert decided.due_at == NOW + BUSY_RECHECK  # looked at again even if no nudge comes
 
 
@@ -103,7 +113,8 @@ def test_a_paused_rollout_starts_nothing() -> None:
     upgrades = _upgrades([UpgradeState.AWAITING_DECISION, P], [P], [])
     decided = _plan(upgrades, state=RolloutState.PAUSED)
     assert decided.start == []
-    assert decided.holds[2].startswith("rollout paused")
+    assert decided.holds[2].kind is HoldKind.PAUSED
+    assert decided.holds[2].text.startswith("rollout paused")
 
 
 def test_empty_stages_pass_through() -> None:
@@ -153,7 +164,11 @@ def test_planner_never_oversteps(stages: list[StagePlan], data: st.DataObject) -
         st.sampled_from([RolloutState.RUNNING, RolloutState.PAUSED, RolloutState.FAILING])
     )
     stage_index = data.draw(st.integers(0, len(stages) - 1))
-    busy = {u.environment: "busy" for u in upgrades if data.draw(st.booleans())}
+    busy = {
+        u.environment: Hold(HoldKind.BUSY, "1", "busy")
+        for u in upgrades
+        if data.draw(st.booleans())
+    }
     decided = plan(RolloutView(state, stage_index, None), stages, upgrades, busy, NOW)
 
     by_id = {u.id: u for u in upgrades}

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rollout.domain.holds import Hold, HoldKind
 from rollout.domain.planning import (
     PromotionRefused,
     RolloutView,
@@ -98,4 +99,5 @@ def test_a_paused_rollout_says_why_its_upgrades_wait() -> None:
     upgrades = _views((0, UpgradeState.PENDING))
     paused = RolloutView(R.PAUSED, 0, None, "paused by operator: change freeze")
     decided = plan(paused, STAGES, upgrades, {}, NOW)
-    assert decided.holds == {0: "rollout paused: paused by operator: change freeze"}
+    why = "paused by operator: change freeze"
+    assert decided.holds == {0: Hold(HoldKind.PAUSED, "", f"rollout paused: {why}")}

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 from packaging.version import InvalidVersion, Version
 
+from rollout.domain.holds import Hold, HoldKind
+
 DAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Windows are weekly: a week and a day of local dates always holds the next opening.
 _LOOKAHEAD_DAYS = 8
@@ -176,12 +178,6 @@ class Requirement:
         return f"{self.service} {self.op} {self.version}"
 
 
-def dependency_prefix(service: str) -> str:
-    """How every reason of an upgrade waiting for `service` begins (the engine finds the
-    upgrades to wake by it when that service's installation changes)."""
-    return f"waits for {service} "
-
-
 # --- freezes -----------------------------------------------------------------------------------
 
 
@@ -208,8 +204,12 @@ class Verdict:
     something without a time, such as another service's upgrade)."""
 
     admitted: bool
-    reason: str | None = None
+    hold: Hold | None = None
     until: datetime | None = None
+
+    @property
+    def reason(self) -> str | None:
+        return None if self.hold is None else self.hold.text
 
 
 ADMITTED = Verdict(True)
@@ -233,35 +233,30 @@ class Constraints:
     def verdict(self, environment: str, now: datetime) -> Verdict:
         """Whether an upgrade of the service in `environment` may start at `now`."""
         if self.recalled:
-            return Verdict(False, f"{self.service} {self.version} is recalled", None)
+            text = f"{self.service} {self.version} is recalled"
+            return Verdict(False, Hold(HoldKind.RECALLED, self.version, text), None)
         for requirement in self.requires:
             installed = self.installed.get((environment, requirement.service))
             if not requirement.met_by(installed):
                 shown = "not installed" if installed is None else f"installed {installed}"
-                return Verdict(
-                    False,
-                    f"{dependency_prefix(requirement.service)}{requirement.op} "
-                    f"{requirement.version} in {environment} ({shown})",
-                    None,
-                )
+                text = f"waits for {requirement} in {environment} ({shown})"
+                return Verdict(False, Hold(HoldKind.DEPENDENCY, requirement.service, text), None)
         frozen = [f for f in self.freezes if f.holds(self.service, environment, now)]
         thawed = max((f.until for f in frozen), default=now)
         groups = (self.service_windows, self.environment_windows.get(environment, ()))
         opens = next_open_in_all(groups, thawed)
         if frozen:
             last = max(frozen, key=lambda f: f.until)
-            reason = f"{last.kind} {last.target} frozen until {at_utc(last.until)}: {last.reason}"
+            text = f"{last.kind} {last.target} frozen until {at_utc(last.until)}: {last.reason}"
             if opens is None:
-                return Verdict(False, reason + "; then no maintenance window opens", None)
-            if opens != last.until:
-                reason += f"; then its maintenance window opens at {at_utc(opens)}"
-            return Verdict(False, reason, opens)
+                text += "; then no maintenance window opens"
+            elif opens != last.until:
+                text += f"; then its maintenance window opens at {at_utc(opens)}"
+            return Verdict(False, Hold(HoldKind.FREEZE, last.target, text), opens)
         if opens == now:
             return ADMITTED
         if opens is None:
-            return Verdict(
-                False,
-                f"the maintenance windows of {self.service} and {environment} never overlap",
-                None,
-            )
-        return Verdict(False, f"maintenance window opens at {at_utc(opens)}", opens)
+            text = f"the maintenance windows of {self.service} and {environment} never overlap"
+            return Verdict(False, Hold(HoldKind.WINDOW, environment, text), None)
+        text = f"maintenance window opens at {at_utc(opens)}"
+        return Verdict(False, Hold(HoldKind.WINDOW, environment, text), opens)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from rollout.domain.constraints import Constraints
+from rollout.domain.holds import Hold, HoldKind
 from rollout.domain.states import RolloutState, SteeringRefused, UpgradeState
 
 
@@ -58,7 +59,7 @@ class Plan:
     stage_index: int
     stage_passed_at: datetime | None
     start: list[int] = field(default_factory=list)
-    holds: dict[int, str] = field(default_factory=dict)  # upgrade id -> why it waits
+    holds: dict[int, Hold] = field(default_factory=dict)  # upgrade id -> why it waits
     cancel: list[int] = field(default_factory=list)  # not started, rollout halted
     due_at: datetime | None = None  # plan again then (a soak ends)
     promoted: list[str] = field(default_factory=list)  # stages entered, in order
@@ -72,13 +73,13 @@ def plan(
     rollout: RolloutView,
     stages: Sequence[StagePlan],
     upgrades: Sequence[UpgradeView],
-    busy: Mapping[str, str],
+    busy: Mapping[str, Hold],
     now: datetime,
     constraints: Constraints | None = None,
 ) -> Plan:
     """Decide the next moves of one rollout.
 
-    `busy` maps an environment to the reason another rollout of the same service still holds
+    `busy` maps an environment to the hold another rollout of the same service still holds
     it (its upgrade there is in flight): one upgrade per service and environment at a time.
     `constraints` (windows, freezes, dependencies, recall) decide whether a pending upgrade
     may start; a held one is planned again when its verdict says it may.
@@ -117,9 +118,11 @@ def plan(
         result.promoted.append(stages[index + 1].name)
 
     if rollout.state is RolloutState.PAUSED:
+        why = rollout.reason or "no reason given"
+        paused = Hold(HoldKind.PAUSED, "", f"rollout paused: {why}")
         for upgrade in upgrades:
             if upgrade.state is UpgradeState.PENDING:
-                result.holds[upgrade.id] = f"rollout paused: {rollout.reason or 'no reason given'}"
+                result.holds[upgrade.id] = paused
         return result
 
     current = result.stage_index
@@ -129,10 +132,10 @@ def plan(
             pending = [u for u in members if u.state is UpgradeState.PENDING]
             _admit(stages[index], members, pending, busy, result, now, constraints)
         else:
-            reason = _waiting_for(stages, by_stage, current, result, now)
+            hold = _waiting_for(stages, by_stage, current, result, now)
             for upgrade in members:
                 if upgrade.state is UpgradeState.PENDING:
-                    result.holds[upgrade.id] = reason
+                    result.holds[upgrade.id] = hold
     return result
 
 
@@ -175,7 +178,7 @@ def _admit(
     stage: StagePlan,
     members: Sequence[UpgradeView],
     pending: Sequence[UpgradeView],
-    busy: Mapping[str, str],
+    busy: Mapping[str, Hold],
     result: Plan,
     now: datetime,
     constraints: Constraints | None,
@@ -187,17 +190,16 @@ def _admit(
         if upgrade.environment in busy:
             result.holds[upgrade.id] = busy[upgrade.environment]
             _due(result, now + BUSY_RECHECK)
-        elif verdict is not None and not verdict.admitted:
-            result.holds[upgrade.id] = verdict.reason or "held by a constraint"
+        elif verdict is not None and verdict.hold is not None:
+            result.holds[upgrade.id] = verdict.hold
             # The ticker plans again at the instant the verdict names: no busy loop.
             _due(result, verdict.until or now + DEPENDENCY_RECHECK)
         elif in_flight < limit:
             result.start.append(upgrade.id)
             in_flight += 1
         else:
-            result.holds[upgrade.id] = (
-                f"stage {stage.name} parallelism: {in_flight} of {limit} upgrades in flight"
-            )
+            text = f"stage {stage.name} parallelism: {in_flight} of {limit} upgrades in flight"
+            result.holds[upgrade.id] = Hold(HoldKind.PARALLELISM, stage.name, text)
 
 
 def _waiting_for(
@@ -206,10 +208,12 @@ def _waiting_for(
     current: int,
     result: Plan,
     now: datetime,
-) -> str:
+) -> Hold:
     stage, members = stages[current], by_stage[current]
     passed = sum(u.state is UpgradeState.SUCCEEDED for u in members)
     required = stage.required(len(members))
     if passed >= required and result.due_at is not None:
-        return f"stage {stage.name} soaking until {_at(result.due_at)}"
-    return f"waiting for stage {stage.name}: {passed} of {required} environments passed"
+        text = f"stage {stage.name} soaking until {_at(result.due_at)}"
+    else:
+        text = f"waiting for stage {stage.name}: {passed} of {required} environments passed"
+    return Hold(HoldKind.STAGE, stage.name, text)

@@ -13,14 +13,8 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
-from rollout.domain.constraints import (
-    DAYS,
-    Constraints,
-    Freeze,
-    Requirement,
-    Window,
-    dependency_prefix,
-)
+from rollout.domain.constraints import DAYS, Constraints, Freeze, Requirement, Window
+from rollout.domain.holds import Hold, HoldKind
 from rollout.domain.planning import RolloutView, StagePlan, UpgradeView, plan
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge, StepNudge
@@ -30,6 +24,8 @@ from rollout.store.models import Freeze as FreezeRow
 from rollout.store.models import Installation, Release, Rollout, Upgrade
 
 IN_FLIGHT = [s.value for s in UpgradeState if s.in_flight]
+# What an upgrade that no longer waits has for a hold.
+NO_HOLD: dict[str, None] = {"hold_reason": None, "hold_kind": None, "hold_subject": None}
 _SETTLED_RELEASE = {
     RolloutState.SUCCEEDED: ReleaseState.SUCCEEDED,
     RolloutState.SUPERSEDED: ReleaseState.SUPERSEDED,
@@ -162,15 +158,17 @@ def replan(session: Session, rollout: Rollout, runtime: Runtime) -> list[Nudge]:
     lease_end = runtime.claimed_until(now)
     started = [by_id[upgrade_id] for upgrade_id in decided.start]
     _write_alike(
-        session, started, claimed=True, state=UpgradeState.READY, hold_reason=None, due_at=lease_end
+        session, started, claimed=True, state=UpgradeState.READY, due_at=lease_end, **NO_HOLD
     )
     nudges: list[Nudge] = [StepNudge(u.id, u.claim, rollout.id) for u in started]
-    held: dict[str, list[Upgrade]] = defaultdict(list)
-    for upgrade_id, reason in decided.holds.items():
-        if by_id[upgrade_id].hold_reason != reason:
-            held[reason].append(by_id[upgrade_id])
-    for reason, alike in held.items():
-        _write_alike(session, alike, hold_reason=reason)
+    held: dict[Hold, list[Upgrade]] = defaultdict(list)
+    for upgrade_id, hold in decided.holds.items():
+        if _hold_of(by_id[upgrade_id]) != hold:
+            held[hold].append(by_id[upgrade_id])
+    for hold, alike in held.items():
+        _write_alike(
+            session, alike, hold_reason=hold.text, hold_kind=hold.kind, hold_subject=hold.subject
+        )
     if rollout.state == RolloutState.SUPERSEDING:
         never_started, why = UpgradeState.SUPERSEDED, rollout.reason
     else:
@@ -180,10 +178,10 @@ def replan(session: Session, rollout: Rollout, runtime: Runtime) -> list[Nudge]:
         [by_id[upgrade_id] for upgrade_id in decided.cancel],
         claimed=True,
         state=never_started,
-        hold_reason=None,
         reason=why,
         due_at=None,
         finished_at=now,
+        **NO_HOLD,
     )
 
     rollout.stage_index = decided.stage_index
@@ -226,6 +224,12 @@ def _write_alike(
             set_committed_value(upgrade, name, value)
         if claimed:
             set_committed_value(upgrade, "claim", upgrade.claim + 1)
+
+
+def _hold_of(upgrade: Upgrade) -> Hold | None:
+    if upgrade.hold_kind is None or upgrade.hold_reason is None:
+        return None
+    return Hold(HoldKind(upgrade.hold_kind), upgrade.hold_subject or "", upgrade.hold_reason)
 
 
 def _view(rollout: Rollout) -> RolloutView:
@@ -281,7 +285,7 @@ def halt(session: Session, rollout: Rollout, reason: str) -> None:
         release.state, release.reason = ReleaseState.FAILED, reason
 
 
-def _busy(session: Session, rollout: Rollout, environments: list[str]) -> dict[str, str]:
+def _busy(session: Session, rollout: Rollout, environments: list[str]) -> dict[str, Hold]:
     """Environments where another rollout of this service has an upgrade in flight.
 
     Read without locking the other rollouts, and still race-free: only the one live rollout
@@ -300,7 +304,11 @@ def _busy(session: Session, rollout: Rollout, environments: list[str]) -> dict[s
         )
     ).all()
     return {
-        env: f"environment busy: rollout {other} is moving it to {version}"
+        env: Hold(
+            HoldKind.BUSY,
+            str(other),
+            f"environment busy: rollout {other} is moving it to {version}",
+        )
         for env, other, version in rows
     }
 
@@ -344,7 +352,8 @@ def wake(runtime: Runtime, wakes: Wakes) -> None:
                 *(
                     and_(
                         Upgrade.environment == environment,
-                        Upgrade.hold_reason.startswith(dependency_prefix(service), autoescape=True),
+                        Upgrade.hold_kind == HoldKind.DEPENDENCY,
+                        Upgrade.hold_subject == service,
                     )
                     for environment, service in sorted(wakes.installed)
                 )

@@ -55,7 +55,6 @@ def recall(runtime: Runtime, service: str, version: str, reason: str | None = No
                     rollout,
                     UpgradeState.CANCELLED,
                     reason="not started: the release was recalled",
-                    hold_reason=None,
                     finished_at=now,
                 )
             for upgrade in session.scalars(

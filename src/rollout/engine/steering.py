@@ -195,7 +195,6 @@ def abort(runtime: Runtime, rollout_id: int, reason: str | None = None) -> Steer
             rollout,
             UpgradeState.CANCELLED,
             reason="not started: the rollout halted",
-            hold_reason=None,
             finished_at=now,
         )
         for upgrade in _upgrades(session, rollout, UpgradeState.AWAITING_DECISION):

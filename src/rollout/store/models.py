@@ -121,7 +121,11 @@ class Upgrade(Base):
     to_version: Mapped[str] = mapped_column(String(64))
     driver: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(20))
+    # Why a pending upgrade waits: what people read, and the kind and subject (a HoldKind;
+    # the stage, service, environment or rollout it waits for) that wakes are matched on.
     hold_reason: Mapped[str | None] = mapped_column(Text)
+    hold_kind: Mapped[str | None] = mapped_column(String(16))
+    hold_subject: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
     # Every claim of this row bumps it; a step whose claim is stale does nothing.
     claim: Mapped[int] = mapped_column(Integer, default=0)
