@@ -52,3 +52,11 @@ def test_a_secret_that_is_no_url_is_hidden_whole() -> None:
 )
 def test_credentials_and_token_ish_parameters_go_the_rest_stays(written: str, shown: str) -> None:
     assert redaction.text(written) == shown
+
+
+def test_a_secret_that_only_looks_like_a_url_is_hidden_whole() -> None:
+    redaction.remember("http://[broken/with-a-secret")
+    redaction.remember("https://user:pw@hooks.example:8443/T1/secret-part")
+    assert redaction.text("x http://[broken/with-a-secret y") == "x *** y"
+    shown = redaction.text("to https://user:pw@hooks.example:8443/T1/secret-part")
+    assert shown == "to https://hooks.example:8443/…"
