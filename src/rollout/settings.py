@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # Where a worker or the ticker serves /metrics; None: not at all (the API serves its own
     # on its HTTP port).
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # The address it listens on. /metrics has no authentication, so only this host by
+    # default; a container widens it (0.0.0.0) for Prometheus to scrape.
+    metrics_host: str = "127.0.0.1"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -558,6 +558,25 @@ def test_readiness_names_what_is_down(api_database_url: str) -> None:
     down = TestClient(create_app(api_database_url, fleet, broker_url=dead)).get("/readyz")
     assert down.status_code == 503
     assert down.json()["database"] == "ok" and down.json()["broker"].startswith("unreachable")
+    assert down.headers["Retry-After"].isdigit()
+
+
+def test_a_database_outage_is_503_with_retry_after() -> None:
+    nowhere = "postgresql+psycopg://rollout@127.0.0.1:1/rollout"
+    client = TestClient(create_app(nowhere, load_fleet(FIXTURES / "fleet.yaml")))
+    down = client.get("/v1/pages", headers={"Authorization": "Bearer rollout_" + "x" * 43})
+    assert down.status_code == 503, down.text
+    assert down.json() == {"detail": "the database is unavailable; try again"}
+    # A client that honours it backs off instead of hammering a database on its way back.
+    assert int(down.headers["Retry-After"]) > 0
+
+
+def test_a_revoked_token_is_refused_without_naming_it(world: World) -> None:
+    headers = {"Authorization": f"Bearer {world.tokens['revoked']}"}
+    refused = world.client.get("/v1/pages", headers=headers)
+    assert refused.status_code == 401
+    assert refused.json() == {"detail": "revoked token"}
+    assert str(world.token_ids["revoked"]) not in refused.text
 
 
 def test_who_is_on_call_over_the_api(world: World) -> None:

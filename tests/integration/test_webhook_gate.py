@@ -11,10 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from rollout.domain.gates import Outcome
 from rollout.drivers import DeployRequest, DeployStatus, Health
 from rollout.gates import GateContext, measure
+from rollout.observability import tracing
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 RECEIVED: list[tuple[str, dict[str, Any], str | None]] = []
@@ -123,3 +125,23 @@ def test_a_secret_url_and_token_come_from_the_environment_and_are_never_shown(
     unset = measure(_spec(None, url_env="JUDGE_URL"), CONTEXT, NOW)
     assert unset.outcome is Outcome.ERROR
     assert "JUDGE_URL (url_env) is not set" in unset.message
+
+
+def test_a_secret_url_is_in_no_span_of_the_call(
+    judge: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A judge whose path is its key, as a hosted webhook's often is.
+    monkeypatch.setenv("JUDGE_URL", f"{judge}/judges/s3cr3t-judge-path")
+    monkeypatch.setenv("JUDGE_TOKEN", "s3cr3t-bearer")
+    exporter = InMemorySpanExporter()
+    tracing.configure("test", exporter, batch=False, sql=False)
+    try:
+        with tracing.span("gate.measure", {}):
+            measure(_spec(None, url_env="JUDGE_URL", token_env="JUDGE_TOKEN"), CONTEXT, NOW)
+    finally:
+        tracing.shutdown()
+    finished = exporter.get_finished_spans()
+    assert any(s.name == "POST" for s in finished), [s.name for s in finished]
+    for span in finished:
+        said = repr(dict(span.attributes or {})) + repr([e.attributes for e in span.events])
+        assert "s3cr3t" not in said, (span.name, said)

@@ -243,6 +243,17 @@ def test_prometheus_scrapes_every_process_that_serves_metrics() -> None:
     assert f"./{PROMETHEUS.name}:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
 
 
+def test_every_process_prometheus_scrapes_listens_beyond_its_container() -> None:
+    # /metrics binds to 127.0.0.1 unless told: Prometheus, in its own container, would
+    # find every target down.
+    for name, service in rollout_services().items():
+        command = service["command"]
+        if command[0] == "api":
+            assert _option(command, "--host") == "0.0.0.0", name
+        elif "--metrics-port" in command:
+            assert _option(command, "--metrics-host") == "0.0.0.0", name
+
+
 def test_traces_go_to_the_trace_viewer_of_the_stack() -> None:
     services = compose()["services"]
     for name, service in rollout_services().items():

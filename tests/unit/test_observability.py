@@ -14,8 +14,9 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from rollout.observability import logs, setup, tracing
+from rollout.observability import logs, metrics, setup, tracing
 from rollout.observability.events import _number
+from rollout.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -144,3 +145,16 @@ def test_a_metrics_port_already_taken_stops_the_process_with_its_reason() -> Non
         port = taken.getsockname()[1]
         with pytest.raises(SystemExit, match=f"cannot serve /metrics on port {port}"):
             setup("unit", log_format=None, metrics_port=port)
+
+
+def test_metrics_listen_on_this_host_only_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    # /metrics has no authentication: every interface would show it to the network.
+    served: list[tuple[int, str]] = []
+    monkeypatch.setattr(
+        metrics, "start_http_server", lambda port, address, **_: served.append((port, address))
+    )
+    setup("unit", log_format=None, metrics_port=9100)
+    assert served == [(9100, "127.0.0.1")]
+    assert Settings().metrics_host == "127.0.0.1"
+    monkeypatch.setenv("ROLLOUT_METRICS_HOST", "0.0.0.0")
+    assert Settings().metrics_host == "0.0.0.0"

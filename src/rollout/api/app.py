@@ -90,6 +90,9 @@ from rollout.store.tokens import (
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
+# Seconds a client is asked to wait when the database or the broker is unreachable: an
+# outage is usually a restart, and retrying sooner only adds to the load once it is back.
+RETRY_AFTER = "5"
 # PostgreSQL's integer: a larger id is no row of ours, and must not reach the driver.
 MAX_ID = 2**31 - 1
 
@@ -158,6 +161,7 @@ def create_app(
         ready = database == "ok" and broker in ("ok", "not checked")
         if not ready:
             response.status_code = 503
+            response.headers["Retry-After"] = RETRY_AFTER
         return Readiness(status="ready" if ready else "not ready", database=database, broker=broker)
 
     @app.post(
@@ -621,7 +625,11 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def database_down(_: Request, error: OperationalError) -> JSONResponse:
         log.warning("database unavailable: %s", type(error.orig).__name__)
-        return JSONResponse({"detail": "the database is unavailable; try again"}, 503)
+        return JSONResponse(
+            {"detail": "the database is unavailable; try again"},
+            503,
+            headers={"Retry-After": RETRY_AFTER},
+        )
 
 
 def validation_message(errors: Any) -> str:

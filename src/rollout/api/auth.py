@@ -34,7 +34,8 @@ def authenticate(request: Request) -> TokenInfo:
     if token is None:
         raise Unauthenticated("unknown token")
     if token.revoked_at is not None:
-        raise Unauthenticated(f"token {token.id} was revoked")
+        # Not its id: whoever holds a revoked secret learns nothing about the token table.
+        raise Unauthenticated("revoked token")
     return token
 
 

@@ -424,6 +424,13 @@ MetricsPort = Annotated[
     int | None,
     typer.Option(min=0, max=65535, help="serve /metrics here [default: ROLLOUT_METRICS_PORT]"),
 ]
+MetricsHost = Annotated[
+    str | None,
+    typer.Option(
+        help="address /metrics listens on; 0.0.0.0 for every interface "
+        "[default: ROLLOUT_METRICS_HOST, else 127.0.0.1]"
+    ),
+]
 
 
 @app.command()
@@ -432,6 +439,7 @@ def worker(
     pool: Annotated[str, typer.Option(help="prefork, or solo: one process, no pool")] = "prefork",
     loglevel: Annotated[str, typer.Option()] = "INFO",
     metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = None,
 ) -> None:
     """Start a Celery worker: runs upgrade steps, gates and rollbacks."""
     import os
@@ -445,7 +453,8 @@ def worker(
     if port is not None:
         # The pool processes record into files there; this process serves their sum.
         metrics.use_multiprocess_dir()
-    setup("worker", log_format=settings.log_format, metrics_port=port)
+    host = metrics_host or settings.metrics_host
+    setup("worker", log_format=settings.log_format, metrics_port=port, metrics_host=host)
 
     from rollout.engine.celery_app import QUEUE
     from rollout.engine.celery_app import app as celery
@@ -473,6 +482,7 @@ def worker(
 def ticker(
     interval: Annotated[float | None, typer.Option(help="seconds between ticks")] = None,
     metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = None,
 ) -> None:
     """Claim due waits and stale work from the database and nudge workers."""
     from rollout.engine.celery_app import CeleryDispatcher
@@ -482,7 +492,8 @@ def ticker(
 
     settings = get_settings()
     port = settings.metrics_port if metrics_port is None else metrics_port
-    setup("ticker", log_format=settings.log_format, metrics_port=port)
+    host = metrics_host or settings.metrics_host
+    setup("ticker", log_format=settings.log_format, metrics_port=port, metrics_host=host)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -12,6 +12,7 @@ import httpx
 
 from rollout.domain.gates import Measurement, Outcome
 from rollout.gates import GateContext
+from rollout.observability import redaction
 
 CONDITION = "status in 2xx"
 _SHOWN_BODY = 500  # the judge's reason goes into the message; a page of HTML does not
@@ -78,6 +79,9 @@ def _target(spec: Mapping[str, Any], context: GateContext) -> tuple[str, str, di
             raise _NotMeasured(f"environment variable {url_env} (url_env) is not set")
         secrets["url"] = url
         # A URL from the environment is a secret: messages name the variable, not the URL.
+        # Spans of the call (httpx's) and log lines are scrubbed of it, and of the token.
+        for value in secrets.values():
+            redaction.remember(value)
         return url, f"webhook ${url_env}", secrets
     url = string.Formatter().vformat(spec["url"], (), fields)
     return url, f"webhook POST {url}", secrets

@@ -9,11 +9,16 @@ from rollout.observability import logs, metrics, tracing
 
 
 def setup(
-    process: str, *, log_format: str | None = "text", metrics_port: int | None = None
+    process: str,
+    *,
+    log_format: str | None = "text",
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     """Logs in the format asked for (None: leave logging alone), tracing if
-    OTEL_TRACES_EXPORTER asks for it, and /metrics on `metrics_port` when given (the API
-    serves its own instead). A setting it cannot honour stops the process with its reason."""
+    OTEL_TRACES_EXPORTER asks for it, and /metrics on `metrics_host`:`metrics_port` when a
+    port is given (the API serves its own instead). A setting it cannot honour stops the
+    process with its reason."""
     if log_format is not None:
         logs.configure(log_format)
     # The ticker's queries run every tick outside any rollout: spans of them would bury
@@ -24,6 +29,9 @@ def setup(
         sys.exit(f"error: {error}")
     if metrics_port is not None:
         try:
-            metrics.serve(metrics_port)
+            metrics.serve(metrics_port, metrics_host)
         except OSError as error:  # the port is taken (another worker on this host?)
-            sys.exit(f"error: cannot serve /metrics on port {metrics_port}: {error.strerror}")
+            sys.exit(
+                f"error: cannot serve /metrics on port {metrics_port} of {metrics_host}: "
+                f"{error.strerror or error}"
+            )

@@ -1,5 +1,6 @@
 """Structured logs: every line written while a rollout's work is in hand carries its rollout
-and upgrade ids and the trace id; ROLLOUT_LOG_FORMAT=json writes one JSON object a line."""
+and upgrade ids and the trace id; ROLLOUT_LOG_FORMAT=json writes one JSON object a line.
+Every line is scrubbed of secrets (rollout.observability.redaction) as it is formatted."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-from rollout.observability import tracing
+from rollout.observability import redaction, tracing
 
 FORMATS = ("text", "json")
 _ids: ContextVar[dict[str, int]] = ContextVar("rollout_log_ids", default={})  # noqa: B039
@@ -47,14 +48,14 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redaction.text(record.getMessage()),
         }
         for name in FIELDS:
             value = getattr(record, name, None)
             if value is not None:
                 line[name] = value
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = redaction.text(self.formatException(record.exc_info))
         return json.dumps(line, default=str)
 
 
@@ -63,7 +64,8 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        # The whole line, traceback included: an exception's message may quote a URL.
+        text = redaction.text(super().format(record))
         extra = [
             f"{name.removesuffix('_id')}={value}"
             for name in FIELDS

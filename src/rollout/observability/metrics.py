@@ -120,9 +120,9 @@ def _forget(directory: Path, owner: int) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def serve(port: int, address: str = "0.0.0.0") -> None:
+def serve(port: int, address: str = "127.0.0.1") -> None:
     """Serve /metrics of this process (of all its pool processes in multiprocess mode) on
-    a thread of its own."""
+    a thread of its own. Unauthenticated, so on this host only unless told otherwise."""
     registry: CollectorRegistry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess

@@ -6,6 +6,9 @@ process. An upgrade's own span is written when the upgrade ends, under a span id
 from the trace and the upgrade's id, so that its steps (written earlier, elsewhere) already
 named it as their parent.
 
+Every exporter is wrapped so that what leaves the process is scrubbed of secrets (span
+attributes, events, links, status): an httpx span's URL may be a team's webhook secret.
+
 Off unless OTEL_TRACES_EXPORTER names an exporter: then every function here returns before
 touching OpenTelemetry, and a span costs one flag test."""
 
@@ -14,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -22,13 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from rollout.observability import redaction
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +113,9 @@ def configure(
         assert each is not None
         # Batching keeps export off the step's path; it survives Celery's fork (the SDK
         # restarts its thread in the child).
+        scrubbed = RedactingExporter(each)
         provider.add_span_processor(
-            BatchSpanProcessor(each) if batch else SimpleSpanProcessor(each)
+            BatchSpanProcessor(scrubbed) if batch else SimpleSpanProcessor(scrubbed)
         )
     _provider, _tracer = provider, provider.get_tracer("rollout")
     _instrument_libraries(provider, sql)
@@ -295,3 +302,53 @@ class _RolloutIds(RandomIdGenerator):
     def generate_span_id(self) -> int:
         forced = _forced_span_id.get()
         return forced if forced is not None else super().generate_span_id()
+
+
+class RedactingExporter(SpanExporter):
+    """Hands `inner` copies of the spans with every string scrubbed. Ended spans are
+    immutable, and the instrumentations set URLs before any hook of ours could see the
+    errors they record later: the copy on export is the one place that sees everything."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([_redacted(s) for s in spans])
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def _redacted(span: ReadableSpan) -> ReadableSpan:
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, redaction.text(status.description))
+    return ReadableSpan(
+        name=redaction.text(span.name),
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=_scrubbed(span.attributes),
+        events=[Event(e.name, _scrubbed(e.attributes), timestamp=e.timestamp) for e in span.events],
+        links=[trace.Link(link.context, _scrubbed(link.attributes)) for link in span.links],
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _scrubbed(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {key: _scrub(value) for key, value in (attributes or {}).items()}
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return redaction.text(value)
+    if isinstance(value, tuple | list):
+        return tuple(_scrub(each) for each in value)
+    return value

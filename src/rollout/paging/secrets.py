@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rollout.observability import redaction
+
 
 class SecretError(Exception):
     """A secret could not be read: the message names where it was looked for, never a value."""
@@ -53,6 +55,9 @@ class SecretRef:
         value = value.strip()
         if not value:
             raise SecretError(f"secret is empty: {self.where}")
+        # Whatever library writes down the URL or header this goes into (an httpx span, an
+        # error's message) is scrubbed of it from now on.
+        redaction.remember(value)
         return value
 
 
