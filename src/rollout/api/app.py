@@ -19,7 +19,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rollout.api import reads
 from rollout.api.auth import READERS, STEERERS, allow, check_team, forbidden, visible_team
-from rollout.api.page_actions import PageAction
 from rollout.api.schemas import (
     AgentTokenIn,
     AssignmentOut,
@@ -57,6 +56,7 @@ from rollout.api.schemas import (
 )
 from rollout.config import NAME_PATTERN, Fleet
 from rollout.domain.oncall import Assignment
+from rollout.domain.pages import PageAction
 from rollout.domain.states import RolloutState
 from rollout.engine import steering
 from rollout.engine.freezes import (

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from rollout.cli.hygiene import gather, print_report, report_json
 from rollout.config import Fleet, load_fleet
+from rollout.domain.pages import PageState
 from rollout.drivers.simulated import SimulatedFleet, simulated_fleet
 from rollout.engine.embedded import EmbeddedEngine
 from rollout.engine.responding import Response, respond
@@ -116,7 +117,7 @@ class Pager:
 def _answer_pages(database_url: str) -> None:
     """The simulated on-call acknowledges each page once it arrived, as a person would."""
     with transaction(database_url) as session:
-        for page in session.scalars(select(Page).where(Page.state == "open")):
+        for page in session.scalars(select(Page).where(Page.state == PageState.OPEN)):
             respond(session, page, Response.ACKNOWLEDGE, datetime.now(UTC), actor="demo: on-call")
 
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from rollout.config import Team
+from rollout.domain.pages import PageState
 from rollout.engine.outbox import on_call_now
 from rollout.engine.submission import paging_spec
 from rollout.settings import get_settings
@@ -82,7 +83,7 @@ def pages(
         if team:
             query = query.where(Page.team == team)
         if open_only:
-            query = query.where(Page.state != "resolved")
+            query = query.where(Page.state != PageState.RESOLVED)
         rows = list(session.scalars(query))
         deliveries: dict[int, list[Delivery]] = {}
         for delivery in session.scalars(

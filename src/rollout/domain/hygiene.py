@@ -47,7 +47,7 @@ __all__ = [
     "report",
 ]
 
-# The action strings page_events holds (see rollout.api.page_actions and the feedback route).
+# The action strings page_events holds (see rollout.domain.pages and the feedback route).
 ACKNOWLEDGED = "acknowledged"
 MISROUTED = "misrouted"
 NOT_ACTIONABLE = "not_actionable"

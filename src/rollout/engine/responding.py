@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rollout.api.page_actions import PageAction, PageActionRefused, page_move
+from rollout.domain.pages import PageAction, PageActionRefused, PageState, page_move
 from rollout.engine.outbox import SAME_FACTS, address
 from rollout.paging import Action
 from rollout.store.models import Delivery, Page, PageEvent
@@ -50,7 +50,7 @@ def respond(
         if to_team == page.team:
             raise ResponseRefused(f"page {page.id} went to team {page.team} already")
     _event(session, page, response.value, now, actor, token_id, note, to_team)
-    if page.state != "resolved":
+    if page.state != PageState.RESOLVED:
         _move(session, page, PageAction.RESOLVE, now, actor, token_id)
     if response is not Response.MISROUTED:
         return None
@@ -59,7 +59,7 @@ def respond(
         **{column: getattr(page, column) for column in SAME_FACTS},
         dedup_key=f"{page.dedup_key}/to-{to_team}",
         team=to_team,
-        state="open",
+        state=PageState.OPEN,
         created_at=now,
     )
     if session.scalar(select(Page.id).where(Page.dedup_key == again.dedup_key)) is not None:
@@ -78,7 +78,7 @@ def _move(
     token_id: int | None,
 ) -> None:
     try:
-        move = page_move(page.id, page.state, action)
+        move = page_move(page.id, PageState(page.state), action)
     except PageActionRefused as refused:
         raise ResponseRefused(str(refused)) from None
     if not move.changed:

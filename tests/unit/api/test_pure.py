@@ -1,31 +1,10 @@
-"""The API's pure parts: page moves, token grants, and how refusals are worded."""
+"""The API's pure parts: token grants, and how refusals are worded."""
 
 from __future__ import annotations
 
 import pytest
 
-from rollout.api.page_actions import Move, PageAction, PageActionRefused, page_move
 from rollout.store.tokens import Scope, TokenError, check_grant, hash_secret
-
-
-@pytest.mark.parametrize(
-    ("state", "action", "move"),
-    [
-        ("open", PageAction.ACKNOWLEDGE, Move("acknowledged", True)),
-        ("escalated", PageAction.ACKNOWLEDGE, Move("acknowledged", True)),
-        ("acknowledged", PageAction.ACKNOWLEDGE, Move("acknowledged", False)),
-        ("open", PageAction.RESOLVE, Move("resolved", True)),
-        ("acknowledged", PageAction.RESOLVE, Move("resolved", True)),
-        ("resolved", PageAction.RESOLVE, Move("resolved", False)),
-    ],
-)
-def test_page_moves(state: str, action: PageAction, move: Move) -> None:
-    assert page_move(7, state, action) == move
-
-
-def test_a_resolved_page_is_not_acknowledged() -> None:
-    with pytest.raises(PageActionRefused, match="page 7 is already resolved"):
-        page_move(7, "resolved", PageAction.ACKNOWLEDGE)
 
 
 @pytest.mark.parametrize(
