@@ -391,6 +391,32 @@ def test_email_refused_login_is_permanent_and_hides_the_password(
     assert mailbox.mails == []
 
 
+class _SaysOkToQuit(Mailbox):
+    """Takes the mail, then answers QUIT with "250 OK" where 221 belongs."""
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        return "250 OK"
+
+
+def test_email_the_server_accepted_is_delivered_whatever_it_answers_to_quit() -> None:
+    # Once recorded as failed for good with the error "250 OK": smtplib's `with` raised on
+    # QUIT's reply, and that exception stood for the whole session.
+    mailbox = _SaysOkToQuit()
+    port = _free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        channel = EmailChannel(
+            host="127.0.0.1", port=port, sender="r@ops.example", recipients=["a@ops.example"]
+        )
+        outcome = deliver_with_retries(channel, page(), Action.TRIGGER, attempts=1)
+    finally:
+        controller.stop()
+
+    assert (outcome.status, outcome.error) == (DeliveryStatus.DELIVERED, None)
+    assert len(mailbox.mails) == 1
+
+
 def test_email_to_a_closed_port_is_retryable() -> None:
     channel = EmailChannel(
         host="127.0.0.1", port=_free_port(), sender="r@ops.example", recipients=["a@ops.example"]
