@@ -1,6 +1,7 @@
-"""A receiver slower than the lease gets each page once, and its answer is recorded: the
-delivery holds its row while it sends (issue 13). The engine runs in this process (the
-embedded one, on SQLite) with a 2 s lease; the receivers are real and answer after 3.5 s."""
+"""I/O slower than the lease happens once, and its answer is recorded (issue 13): a page's
+delivery holds its row while it sends, an upgrade's step while its gate measures. The
+engine runs in this process (the embedded one, on SQLite) with a 2 s lease; the receivers
+and the judge are real HTTP and SMTP servers that answer after 3.5 s."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from rollout.drivers.simulated import simulated_fleet
 from rollout.engine.embedded import EmbeddedEngine
 from rollout.engine.submission import submit
 from rollout.store.database import migrate, transaction
-from rollout.store.models import Delivery, Installation
+from rollout.store.models import Delivery, Installation, Upgrade
 from tests.conftest import FIXTURES, Mailbox, PageReceiver
 from tests.waiting import wait_for
 
@@ -117,3 +118,36 @@ def test_an_smtp_server_slower_than_the_lease_gets_each_mail_once(
     assert len(mailbox.mails) == len(deliveries)  # one mail per delivery, none again
     assert set(message_ids.values()) == {1}
     assert all((d.attempts, d.last_error) == (1, None) for d in deliveries)
+
+
+def test_a_gate_slower_than_the_lease_is_measured_once(
+    engine: EmbeddedEngine,
+    page_receiver: PageReceiver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    page_receiver.reset(delay=SLOW)
+    monkeypatch.setenv("ROLLOUT_TEST_JUDGE", page_receiver.url)
+    fixture = (FIXTURES / "fleet.yaml").read_text()
+    ledger = fixture.index("  - name: ledger")
+    config = tmp_path / "fleet.yaml"
+    config.write_text(
+        fixture[:ledger]
+        + """  - name: ledger
+    team: platform
+    environments: {labels: {tier: canary}}
+    gates:
+      - {name: judge, type: webhook, url_env: ROLLOUT_TEST_JUDGE, timeout: 10s, count: 1}
+"""
+    )
+    submit(engine.runtime, load_fleet(config), "ledger", "7.0.0")
+
+    def finished() -> Upgrade | None:
+        with transaction(engine.runtime.database_url) as session:
+            upgrade = session.scalars(select(Upgrade)).one()
+        return upgrade if upgrade.state in ("succeeded", "rolled_back") else None
+
+    upgrade = wait_for(finished, 40, "the upgrade of ledger in canary-1 to finish")
+    assert upgrade.state == "succeeded"
+    with page_receiver.lock:
+        assert len(page_receiver.requests) == 1  # the judge was asked once, not every lease
