@@ -1,7 +1,7 @@
 """I/O slower than the lease happens once, and its answer is recorded (issue 13): a page's
 delivery holds its row while it sends, an upgrade's step while its gate measures. The
-engine runs in this process (the embedded one, on SQLite) with a 2 s lease; the receivers
-and the judge are real HTTP and SMTP servers that answer after 3.5 s."""
+engine runs in this process (the embedded one, on SQLite and on PostgreSQL) with a 2 s
+lease; the receivers and the judge are real HTTP and SMTP servers answering after 3.5 s."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from rollout.engine.embedded import EmbeddedEngine
 from rollout.engine.submission import submit
 from rollout.store.database import migrate, transaction
 from rollout.store.models import Delivery, Installation, Upgrade
-from tests.conftest import FIXTURES, Mailbox, PageReceiver
+from tests.conftest import FIXTURES, Mailbox, PageReceiver, fresh_database
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -38,13 +38,23 @@ def _free_port() -> int:
         return port
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Both stores: renewing takes row locks on PostgreSQL, where steps lock rows too."""
+    if request.param == "postgresql":
+        with fresh_database("rollout_lease") as url:
+            yield url
+        return
+    url = f"sqlite:///{tmp_path / 'rollout.db'}"
+    migrate(url)
+    yield url
+
+
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[EmbeddedEngine]:
-    """The embedded engine with a 2 s lease on a fresh SQLite database; checkout 7.0.0 fails
-    its health gate in canary-1 (air-gapped: the team and the NOC are paged)."""
-    database_url = f"sqlite:///{tmp_path / 'rollout.db'}"
+def engine(database_url: str, tmp_path: Path) -> Iterator[EmbeddedEngine]:
+    """The embedded engine with a 2 s lease on a fresh database; checkout 7.0.0 fails its
+    health gate in canary-1 (air-gapped: the team and the NOC are paged)."""
     simulator_url = f"sqlite:///{tmp_path / 'simulator.db'}"
-    migrate(database_url)
     simulator = simulated_fleet(simulator_url)
     simulator.inject(Fault(service="checkout", version="7.0.0", health="unhealthy"))
     fleet = load_fleet(FIXTURES / "fleet.yaml")

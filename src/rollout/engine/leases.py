@@ -7,10 +7,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import tuple_, update
+from sqlalchemy import select, tuple_, update
 
 from rollout.engine.runtime import Runtime
-from rollout.store.database import transaction
+from rollout.store.database import is_postgresql, transaction
 from rollout.store.models import Delivery, Upgrade
 
 log = logging.getLogger(__name__)
@@ -38,20 +38,28 @@ def holding(
         return
     stop = threading.Event()
     every = runtime.lease.total_seconds() / RENEWALS_PER_LEASE
+    postgres = is_postgresql(runtime.database_url)
 
     def renew() -> None:
         while not stop.wait(every):
             until = runtime.now() + runtime.lease
+            ours = tuple_(model.id, model.claim).in_(claims)
+            # Never shorten a longer hold; and never wait for a row's lock: its outcome is
+            # being written or its rollout planned, and waiting while holding other rows
+            # of the batch could deadlock with that. It is renewed next time, if still ours.
+            due = select(model.id).where(ours, model.due_at < until).order_by(model.id)
+            if postgres:
+                due = due.with_for_update(skip_locked=True)
             try:
                 with transaction(runtime.database_url) as session:
-                    session.execute(
-                        update(model)
-                        .where(
-                            tuple_(model.id, model.claim).in_(claims),
-                            model.due_at < until,  # never shorten a longer hold
+                    ids = list(session.scalars(due))
+                    if ids:
+                        session.execute(
+                            update(model)
+                            .where(model.id.in_(ids), ours)
+                            .values(due_at=until)
+                            .execution_options(synchronize_session=False)
                         )
-                        .values(due_at=until)
-                    )
             except Exception as error:  # the database restarting: try again next time
                 log.warning("renewing %d leases failed: %s", len(claims), error)
 
