@@ -3,18 +3,23 @@ database, and a cluster of real `rollout worker` and `rollout ticker` processes.
 
 from __future__ import annotations
 
+import asyncio
+import email
+import email.policy
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -132,13 +137,19 @@ class PageReceiver:
         self.accepted: list[dict[str, Any]] = []
         self.keys: list[str] = []  # the Idempotency-Key of each accepted page, in step
         self.answers: Counter[int] = Counter()  # every answer given, by status
+        self.requests: list[str] = []  # the Idempotency-Key of every request, answered or not
         self.refusals: list[tuple[int, dict[str, str]]] = []  # answers to give first
+        self.delay = 0.0  # seconds each request waits before its answer: a slow receiver
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with receiver.lock:
+                    receiver.requests.append(self.headers.get("Idempotency-Key", ""))
+                    delay = receiver.delay
+                time.sleep(delay)
                 with receiver.lock:
                     status, headers = receiver.refusals.pop(0) if receiver.refusals else (200, {})
                     if status == 200:
@@ -157,17 +168,36 @@ class PageReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def reset(self, refusals: list[tuple[int, dict[str, str]]] | None = None) -> None:
+    def reset(
+        self, refusals: list[tuple[int, dict[str, str]]] | None = None, delay: float = 0.0
+    ) -> None:
         # Each test's database restarts its ids, so dedup keys repeat across tests.
         with self.lock:
             self.accepted.clear()
             self.keys.clear()
             self.answers.clear()
+            self.requests.clear()
             self.refusals = list(refusals or [])
+            self.delay = delay
 
     def pages(self, dedup_key: str) -> list[dict[str, Any]]:
         with self.lock:
             return [p for p in self.accepted if p.get("dedup_key") == dedup_key]
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps every mail it accepts; can be told to answer slowly."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.mails: list[tuple[str, list[str], EmailMessage]] = []
+        self.delay = delay  # seconds before it answers a mail's data
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(self.delay)
+        mail = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        assert isinstance(mail, EmailMessage)
+        self.mails.append((envelope.mail_from, list(envelope.rcpt_tos), mail))
+        return "250 Message accepted for delivery"
 
 
 @pytest.fixture(scope="session")

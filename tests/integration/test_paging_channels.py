@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from rollout.paging import (
     deliver_with_retries,
     parse_retry_after,
 )
+from tests.conftest import Mailbox
 from tests.waiting import wait_for
 
 CREATED = datetime(2026, 11, 27, 3, 14, 15, tzinfo=UTC)
@@ -298,17 +298,6 @@ def test_slack_posts_escaped_text_and_short_follow_ups(receiver: Receiver, tmp_p
 # --- email through a real SMTP server --------------------------------------------------
 
 
-class _Mailbox:
-    def __init__(self) -> None:
-        self.mails: list[tuple[str, list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        mail = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        assert isinstance(mail, EmailMessage)
-        self.mails.append((envelope.mail_from, list(envelope.rcpt_tos), mail))
-        return "250 Message accepted for delivery"
-
-
 def _text(part: Any) -> str:
     content: str = part.get_content()
     return content.replace("\r\n", "\n")  # SMTP carries CRLF
@@ -324,8 +313,8 @@ def _authenticate(
 
 
 @pytest.fixture
-def smtp() -> Iterator[tuple[_Mailbox, int]]:
-    mailbox = _Mailbox()
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
     port = _free_port()
     controller = Controller(
         mailbox,
@@ -340,7 +329,7 @@ def smtp() -> Iterator[tuple[_Mailbox, int]]:
 
 
 def test_email_arrives_with_subject_and_body(
-    smtp: tuple[_Mailbox, int], monkeypatch: pytest.MonkeyPatch
+    smtp: tuple[Mailbox, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mailbox, port = smtp
     monkeypatch.setenv("ROLLOUT_TEST_SMTP_PASSWORD", SMTP_PASSWORD)
@@ -380,7 +369,7 @@ def test_email_arrives_with_subject_and_body(
 
 
 def test_email_refused_login_is_permanent_and_hides_the_password(
-    smtp: tuple[_Mailbox, int], monkeypatch: pytest.MonkeyPatch
+    smtp: tuple[Mailbox, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mailbox, port = smtp
     monkeypatch.setenv("ROLLOUT_TEST_SMTP_PASSWORD", SMTP_PASSWORD + "-wrong")
@@ -400,6 +389,32 @@ def test_email_refused_login_is_permanent_and_hides_the_password(
     assert outcome.error is not None and "535" in outcome.error
     assert SMTP_PASSWORD not in f"{outcome!r} {channel!r} {channel}"
     assert mailbox.mails == []
+
+
+class _SaysOkToQuit(Mailbox):
+    """Takes the mail, then answers QUIT with "250 OK" where 221 belongs."""
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        return "250 OK"
+
+
+def test_email_the_server_accepted_is_delivered_whatever_it_answers_to_quit() -> None:
+    # Once recorded as failed for good with the error "250 OK": smtplib's `with` raised on
+    # QUIT's reply, and that exception stood for the whole session.
+    mailbox = _SaysOkToQuit()
+    port = _free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        channel = EmailChannel(
+            host="127.0.0.1", port=port, sender="r@ops.example", recipients=["a@ops.example"]
+        )
+        outcome = deliver_with_retries(channel, page(), Action.TRIGGER, attempts=1)
+    finally:
+        controller.stop()
+
+    assert (outcome.status, outcome.error) == (DeliveryStatus.DELIVERED, None)
+    assert len(mailbox.mails) == 1
 
 
 def test_email_to_a_closed_port_is_retryable() -> None:

@@ -25,6 +25,7 @@ from rollout.config import (
     load_fleet,
     parse_duration,
 )
+from rollout.config.slow_io import longer_than_lease
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -644,3 +645,39 @@ def test_windows_that_never_overlap_are_a_warning(tmp_path: Path) -> None:
     ]
     overlapping = text.replace('end: "08:00"', 'end: "18:30"')
     assert load_fleet(write(tmp_path, overlapping)).warnings() == []
+
+
+def test_waits_longer_than_the_lease_are_a_warning(tmp_path: Path) -> None:
+    # Issue 13: a 30 s email timeout under a 30 s lease went unremarked. Renewing the lease
+    # makes it safe; validate still says which waits hold a worker past a lease.
+    text = (
+        BASE.replace("  - name: payments\n", "  - name: payments\n    channels:\n")
+        .replace(
+            "    channels:\n",
+            "    channels:\n"
+            "      - {type: webhook, url: {env: HOOK}}\n"
+            "      - {type: email, host: mail, port: 25, from: r@x.io, to: [o@x.io], "
+            "timeout_s: 45}\n",
+        )
+        .replace(
+            "  - name: prod-1\n    stage: production\n    driver: {type: simulated}\n",
+            "  - name: prod-1\n    stage: production\n"
+            "    driver: {type: http, url: 'http://agent', request_timeout: 1m}\n",
+        )
+        + "    gates:\n"
+        + "      - {name: judge, type: webhook, url: 'http://judge', timeout: 40s}\n"
+        + "      - {name: soak, type: soak, duration: 10m}\n"
+    )
+    fleet = load_fleet(write(tmp_path, text))
+
+    assert longer_than_lease(fleet, timedelta(seconds=30)) == [
+        "teams[0].channels[1]: timeout_s 45s is longer than the lease (ROLLOUT_LEASE_SECONDS, "
+        "30s); its page delivery renews the lease while it waits, and holds a worker that long",
+        "environments[1].driver: request_timeout 1m is longer than the lease "
+        "(ROLLOUT_LEASE_SECONDS, 30s); its step renews the lease while it waits, and holds a "
+        "worker that long",
+        "services[0].gates[0]: timeout 40s is longer than the lease (ROLLOUT_LEASE_SECONDS, "
+        "30s); its measurement renews the lease while it waits, and holds a worker that long",
+    ]
+    assert longer_than_lease(fleet, timedelta(minutes=1)) == []  # equal is not longer
+    assert longer_than_lease(load_fleet(write(tmp_path, BASE)), timedelta(seconds=1)) == []

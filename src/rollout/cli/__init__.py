@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,6 +15,7 @@ from rich.console import Console
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from rollout.config import ConfigError, Fleet, load_fleet
+from rollout.config.slow_io import longer_than_lease
 from rollout.settings import get_settings
 
 if TYPE_CHECKING:
@@ -76,7 +78,8 @@ def config_validate(
             for problem in error.problems:
                 err.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
             continue
-        for warning in fleet.warnings():
+        lease = timedelta(seconds=get_settings().lease_seconds)
+        for warning in fleet.warnings() + longer_than_lease(fleet, lease):
             err.print(f"[yellow]warning:[/yellow] {path}: {warning}", highlight=False)
         out.print(
             f"{path}: ok ({len(fleet.teams)} teams, {len(fleet.services)} services, "

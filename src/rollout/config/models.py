@@ -432,8 +432,8 @@ class HttpDriver(_Model):
     url: Annotated[str, AfterValidator(_check_agent_url)] | None = None
     # Sent as `Authorization: Bearer …` to a push agent; read on the worker at each call.
     token: SecretReference | None = None
-    # One call to the agent, its retries included; keep it under ROLLOUT_LEASE_SECONDS, or
-    # a step that waits on a silent agent outlives its claim.
+    # One call to the agent, its retries included. A step renews its lease while it waits,
+    # so this may exceed ROLLOUT_LEASE_SECONDS (validate warns: a worker waits that long).
     request_timeout: PositiveDuration = timedelta(seconds=10)
     poll_interval: PositiveDuration = timedelta(seconds=2)
     deploy_timeout: PositiveDuration = timedelta(minutes=10)

@@ -22,6 +22,7 @@ from rollout.domain.oncall import (
     route,
     who_is_on_call,
 )
+from rollout.engine.leases import holding
 from rollout.engine.runtime import Runtime
 from rollout.observability import events
 from rollout.paging import (
@@ -270,7 +271,11 @@ def deliver(runtime: Runtime, delivery_id: int, claim: int) -> None:
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             return
-    with events.delivering(row.traceparent, page, delivery) as delivered:
+    # The send may outlast the lease (a channel's timeout is its own): held till it ends.
+    with (
+        holding(runtime, Delivery, [(delivery_id, claim + 1)]),
+        events.delivering(row.traceparent, page, delivery) as delivered,
+    ):
         _send(runtime, delivery, page, message, claim + 1, delivered)
 
 

@@ -42,6 +42,7 @@ from rollout.drivers import (
 )
 from rollout.engine.dispatch import Nudge
 from rollout.engine.entry import admit
+from rollout.engine.leases import holding
 from rollout.engine.outbox import SAME_FACTS, address
 from rollout.engine.progress import (
     Wakes,
@@ -130,28 +131,33 @@ def _step_batch(runtime: Runtime, claims: list[tuple[int, int]]) -> list[tuple[i
             claimed.append(item)
         else:
             retry.append((item.upgrade.id, claim))  # a plan holds it (or took it back)
-    drivers = _ask_together(runtime, claimed)
+    # Driver calls and gate measurements may outlast the lease (their timeouts are their
+    # own, and a batch steps its upgrades one after another): the batch holds its rows.
     wakes = Wakes()
-    halted: set[int] = set()  # rollouts whose first failure of this batch is written
-    for item in claimed:
-        upgrade = item.upgrade
-        with events.stepping(upgrade, item.rollout):
-            outcome = _step_in_hand(runtime, item, drivers.get(upgrade.id))
-        by_rollout[upgrade.rollout_id].append((upgrade.id, item.claim, outcome))
-        failed = outcome.due_in == timedelta(0) and outcome.state is not UpgradeState(upgrade.state)
-        if failed and upgrade.rollout_id not in halted:
-            # A rollout's first failure: its page and its rollback wait for no other upgrade
-            # of the batch. Its next failures in the batch are written together, first, at
-            # the end: each written on its own queued on the rollout's lock behind the
-            # others (a bad canary stage of 50 environments failing at once).
-            mine = by_rollout.pop(upgrade.rollout_id)
-            written = _apply(runtime, upgrade.rollout_id, mine, runtime.now(), wakes)
-            if written:  # else the claim had gone stale: the next failure goes at once too
-                halted.add(upgrade.rollout_id)
-            steps(runtime, written)
-    go_on = list(retry)
-    for rollout_id in sorted(by_rollout, key=lambda r: r not in halted):
-        go_on += _apply(runtime, rollout_id, by_rollout[rollout_id], runtime.now(), wakes)
+    held = [(item.upgrade.id, item.claim) for item in claimed]
+    with holding(runtime, Upgrade, held):
+        drivers = _ask_together(runtime, claimed)
+        halted: set[int] = set()  # rollouts whose first failure of this batch is written
+        for item in claimed:
+            upgrade = item.upgrade
+            with events.stepping(upgrade, item.rollout):
+                outcome = _step_in_hand(runtime, item, drivers.get(upgrade.id))
+            by_rollout[upgrade.rollout_id].append((upgrade.id, item.claim, outcome))
+            changes_state = outcome.state is not UpgradeState(upgrade.state)
+            failed = outcome.due_in == timedelta(0) and changes_state
+            if failed and upgrade.rollout_id not in halted:
+                # A rollout's first failure: its page and its rollback wait for no other upgrade
+                # of the batch. Its next failures in the batch are written together, first, at
+                # the end: each written on its own queued on the rollout's lock behind the
+                # others (a bad canary stage of 50 environments failing at once).
+                mine = by_rollout.pop(upgrade.rollout_id)
+                written = _apply(runtime, upgrade.rollout_id, mine, runtime.now(), wakes)
+                if written:  # else the claim had gone stale: the next failure goes at once too
+                    halted.add(upgrade.rollout_id)
+                steps(runtime, written)
+        go_on = list(retry)
+        for rollout_id in sorted(by_rollout, key=lambda r: r not in halted):
+            go_on += _apply(runtime, rollout_id, by_rollout[rollout_id], runtime.now(), wakes)
     try:
         wake(runtime, wakes)
     except Exception as error:

@@ -127,6 +127,11 @@ class Channel(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def timeout(self) -> float:
+        """Seconds one attempt may wait on the receiver (per network operation)."""
+        ...
+
     def deliver(self, message: PageMessage, action: Action) -> None:
         """Return once the receiver accepted; raise a DeliveryError otherwise."""
         ...
@@ -397,7 +402,8 @@ class EmailChannel:
         where = f"{self.name} via {self.host}:{self.port}"
         mail = email_message(message, action, self.sender, self.recipients, self.now())
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            try:
                 if self.starttls:
                     smtp.starttls(context=ssl.create_default_context())
                 if self.username is not None and password is not None:
@@ -405,6 +411,8 @@ class EmailChannel:
                 # Recipients refused one by one come back here; the others have the mail, so
                 # sending again would page them twice: the page counts as delivered.
                 smtp.send_message(mail)
+            finally:
+                _quit(smtp)
         except smtplib.SMTPRecipientsRefused as error:
             codes = [code for code, _ in error.recipients.values()]
             text = scrub(f"{where}: every recipient refused ({codes})", secrets)
@@ -430,6 +438,17 @@ class EmailChannel:
         except smtplib.SMTPException as error:
             detail = scrub(str(error) or type(error).__name__, secrets)
             raise PermanentDeliveryError(f"{where}: {detail}") from None
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    """End the session, whatever the server answers. Not `with smtplib.SMTP(...)`: its exit
+    raises when QUIT's reply is not 221, and that exception replaces what happened in the
+    session. A server answering QUIT with "250 OK" (or with a reply left unread before it)
+    so turned a mail it had accepted into a permanent "250 OK" error."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
 
 
 def channel_from_config(spec: Mapping[str, Any]) -> Channel:
