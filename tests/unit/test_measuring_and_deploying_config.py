@@ -9,7 +9,9 @@ import pytest
 from rollout.config.models import fill_placeholders
 from rollout.drivers import driver_for
 from rollout.drivers.command import CommandDriver, render_argv
-from rollout.engine.submission import _driver_spec, snapshot
+from rollout.engine.submission import _driver_spec
+from rollout.plan import PrometheusGateSpec, WebhookGateSpec
+from rollout.plan.build import build_plan
 from tests.unit.fleet_files import load_text, problems_in
 
 FLEET = """\
@@ -47,15 +49,12 @@ services:
 def test_the_new_types_load_and_snapshot_without_secrets(tmp_path: Path) -> None:
     fleet = load_text(tmp_path, FLEET)
     service = fleet.service("checkout")
-    plan = snapshot(fleet, service, fleet.environments)
-    errors, judge = plan["gates"]
-    assert errors["query"].startswith('sum(rate(http_errors_total{service="{service}"')
-    assert (errors["value_name"], errors["nan"], errors["no_data"]) == (
-        "error_rate",
-        "pass",
-        "error",
-    )
-    assert (judge["url"], judge["url_env"], judge["token_env"]) == (
+    plan = build_plan(fleet, service, fleet.environments)
+    errors, judge = plan.gates
+    assert isinstance(errors, PrometheusGateSpec) and isinstance(judge, WebhookGateSpec)
+    assert errors.query.startswith('sum(rate(http_errors_total{service="{service}"')
+    assert (errors.value_name, errors.nan, errors.no_data) == ("error_rate", "pass", "error")
+    assert (judge.url, judge.url_env, judge.token_env) == (
         None,
         "JUDGE_URL",
         "JUDGE_TOKEN",

@@ -947,7 +947,7 @@ class Fleet(_Model):
     def air_gapped(self, environment: Environment) -> bool:
         return environment.labels.get("air_gapped") == "true"
 
-    def severity_for_stage(self, stage_name: str) -> str:
+    def severity_for_stage(self, stage_name: str) -> Severity:
         """The stage's page severity: its own, or P0 last, P2 before last, P3 earlier."""
         index = self.stage_index(stage_name)
         configured = self.stages[index].page_severity

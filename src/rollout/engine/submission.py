@@ -13,19 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rollout.config import VERSION_PATTERN, Fleet
-from rollout.config.models import (
-    Artifacts,
-    Environment,
-    MaintenanceWindow,
-    Service,
-    Team,
-    fill_placeholders,
-)
+from rollout.config.models import Environment, Service, Team, fill_placeholders
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import lock_service, replan
 from rollout.engine.runtime import Runtime
 from rollout.observability import events, tracing
+from rollout.plan import build
+from rollout.plan.build import build_plan
 from rollout.store.database import is_postgresql, transaction
 from rollout.store.models import Release, Rollout, Upgrade
 
@@ -157,7 +152,7 @@ def open_rollout(
         team=spec.team,
         state=RolloutState.RUNNING,
         stage_index=0,
-        plan=snapshot(fleet, spec, environments),
+        plan=build_plan(fleet, spec, environments).model_dump(mode="json"),
         created_at=now,
         updated_at=now,
         traceparent=tracing.current_traceparent(),
@@ -218,155 +213,6 @@ def _driver_spec(environment: Environment) -> dict[str, Any]:
     return spec
 
 
-def snapshot(fleet: Fleet, spec: Service, environments: list[Environment]) -> dict[str, Any]:
-    """The stages and gates of this rollout, frozen as plain JSON at submit."""
-    stages = []
-    for stage in fleet.stages:
-        parallelism = stage.parallelism
-        percent = None
-        if isinstance(parallelism, str):
-            percent, parallelism = float(parallelism.rstrip("%")), None
-        stages.append(
-            {
-                "name": stage.name,
-                "soak_s": _seconds(stage.soak),
-                "promote_share": stage.promote_share,
-                "parallelism": parallelism,
-                "parallelism_percent": percent,
-                "severity": fleet.severity_for_stage(stage.name),
-            }
-        )
-    return {
-        "stages": stages,
-        "gates": [_gate_spec(gate) for gate in spec.gates],
-        "environments": [e.name for e in environments],
-        "paging": paging_spec(fleet.team(spec.team)),
-        "air_gapped": [e.name for e in environments if fleet.air_gapped(e)],
-        "operations": (
-            paging_spec(fleet.team(fleet.operations.team)) if fleet.operations else None
-        ),
-        "artifacts": _artifacts_spec(fleet.artifacts_for(spec)),
-        # What decides when an upgrade may start, so workers plan without the config.
-        "windows": {
-            "service": [window_spec(w) for w in spec.windows],
-            "environments": {
-                e.name: [window_spec(w) for w in e.windows] for e in environments if e.windows
-            },
-        },
-        "requires": [
-            {"service": r.service, "op": r.op, "version": r.version} for r in spec.requires
-        ],
-    }
-
-
-def window_spec(window: MaintenanceWindow) -> dict[str, Any]:
-    return {
-        "days": list(window.days),
-        "start": window.start.isoformat(),
-        "end": window.end.isoformat(),
-        "zone": window.zone,
-    }
-
-
-def _artifacts_spec(artifacts: Artifacts | None) -> dict[str, Any] | None:
-    """Where the artifact is and how it is scanned before air-gapped entry."""
-    if artifacts is None:
-        return None
-    scanner = artifacts.scanner
-    return {
-        "path": artifacts.path,
-        "url": artifacts.url,
-        "max_bytes": int(artifacts.max_size),
-        "timeout_s": _seconds(artifacts.timeout),
-        "scanner": (
-            {"command": list(scanner.command), "timeout_s": _seconds(scanner.timeout)}
-            if scanner is not None
-            else None
-        ),
-    }
-
-
 def paging_spec(team: Team) -> dict[str, Any]:
-    """Who is on call and how pages reach them; secrets stay references ({env}/{file})."""
-    rotations = None
-    if team.rotations is not None:
-        rotations = {
-            role: {
-                "members": [
-                    {"name": name, "timezone": team.member(name).timezone}
-                    for name in rotation.members
-                ],
-                "shift_s": _seconds(rotation.shift),
-                "handoff": rotation.handoff.isoformat(),
-                "start": rotation.start.isoformat(),
-                "timezone": rotation.timezone,
-            }
-            for role, rotation in (
-                ("primary", team.rotations.primary),
-                ("secondary", team.rotations.secondary),
-            )
-        }
-    return {
-        "team": team.name,
-        "members": [
-            {"name": m.name, "timezone": m.timezone, "email": m.email, "slack": m.slack}
-            for m in team.members
-        ],
-        "rotations": rotations,
-        "escalation": [
-            {"to": step.to, "after_s": _seconds(step.after)} for step in team.escalation
-        ],
-        "channels": list(team.channels),
-    }
-
-
-def _gate_spec(gate: Any) -> dict[str, Any]:
-    common = {
-        "name": gate.name,
-        "type": gate.type,
-        "initial_delay_s": _seconds(gate.initial_delay),
-        "interval_s": _seconds(gate.interval),
-        "failure_limit": gate.failure_limit,
-        "inconclusive_limit": gate.inconclusive_limit,
-        "consecutive_error_limit": gate.consecutive_error_limit,
-        "consecutive_successes": gate.consecutive_successes,
-        "dry_run": gate.dry_run,
-    }
-    if gate.type == "soak":
-        common["count"] = gate.count
-        common["duration_s"] = _seconds(gate.duration)
-        return common
-    if gate.type == "prometheus":
-        common.update(
-            count=gate.count,
-            url=gate.url,
-            query=gate.query,
-            success_condition=gate.success_condition,
-            failure_condition=gate.failure_condition,
-            value_name=gate.value_name,
-            no_data=gate.no_data,
-            nan=gate.nan,
-            timeout_s=_seconds(gate.timeout),
-        )
-        return common
-    if gate.type == "webhook":
-        # Only the names of the variables holding secrets: their values never enter the plan.
-        common.update(
-            count=gate.count,
-            url=gate.url,
-            url_env=gate.url_env,
-            token_env=gate.token_env,
-            timeout_s=_seconds(gate.timeout),
-        )
-        return common
-    common.update(
-        count=gate.count,
-        url=gate.url,
-        method=gate.method,
-        expect_status=list(gate.expect_status),
-        success_condition=gate.success_condition,
-        failure_condition=gate.failure_condition,
-        no_data=gate.no_data,
-        timeout_s=_seconds(gate.timeout),
-    )
-    return common
+    """The team's paging spec as JSON, for the callers that have not moved to the plan's."""
+    return build.paging_spec(team).model_dump(mode="json")
