@@ -11,9 +11,10 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import JSON, column, insert, select, table, text, update
 from sqlalchemy.exc import IntegrityError
 
+from rollout.plan import Plan, PrometheusGateSpec
 from rollout.store.database import alembic_config, engine_for, migrate
 from rollout.store.models import Base, Release, Rollout, Upgrade
 from tests.conftest import fresh_database
@@ -42,6 +43,55 @@ def test_migrations_match_the_models_on_sqlite(tmp_path: Path) -> None:
     assert _drift(url) == []
 
 
+# A plan as the first snapshots wrote it: no version, windows, requirements, air-gapped
+# environments, operations or artifacts, and members without their contacts.
+OLD_PLAN = {
+    "stages": [
+        {
+            "name": "production",
+            "soak_s": 0.0,
+            "promote_share": 1.0,
+            "parallelism": 2,
+            "parallelism_percent": None,
+            "severity": "P0",
+        }
+    ],
+    "gates": [
+        {
+            "name": "errors",
+            "type": "prometheus",
+            "initial_delay_s": 0.0,
+            "interval_s": 10.0,
+            "failure_limit": 0,
+            "inconclusive_limit": 0,
+            "consecutive_error_limit": 4,
+            "consecutive_successes": None,
+            "dry_run": False,
+            "count": 1,
+            "url": "http://prometheus:9090",
+            "query": "up",
+            "success_condition": "value < 0.05",
+            "failure_condition": None,
+            "timeout_s": 10.0,
+        }
+    ],
+    "environments": ["prod-1"],
+    "paging": {
+        "team": "payments",
+        "members": [{"name": "Ada Park", "timezone": "Europe/Berlin"}],
+        "rotations": None,
+        "channels": [{"type": "webhook", "url": {"env": "PAGE_HOOK"}}],
+    },
+}
+# The table as the migrations see it: the model's column would validate the plan.
+_ROLLOUTS = table(
+    "rollouts",
+    *(column(name) for name in ("id", "release_id", "service", "version", "team", "state")),
+    *(column(name) for name in ("stage_index", "created_at", "updated_at")),
+    column("plan", JSON),
+)
+
+
 def _two_rollouts_of_one_service(url: str, first: str = "running") -> None:
     """Two running rollouts: what the submission race of 0009 and before could leave."""
     now = datetime.now(UTC)
@@ -53,7 +103,7 @@ def _two_rollouts_of_one_service(url: str, first: str = "running") -> None:
                 )
             )
             db.execute(
-                insert(Rollout).values(
+                insert(_ROLLOUTS).values(
                     id=n,
                     release_id=n,
                     service="checkout",
@@ -61,9 +111,9 @@ def _two_rollouts_of_one_service(url: str, first: str = "running") -> None:
                     team="payments",
                     state=first if n == 1 else "running",
                     stage_index=0,
-                    plan={},
-                    created_at=now,
-                    updated_at=now,
+                    plan=OLD_PLAN,
+                    created_at=now.replace(tzinfo=None),
+                    updated_at=now.replace(tzinfo=None),
                 )
             )
 
@@ -117,3 +167,32 @@ def test_the_migration_to_structured_holds_keeps_who_waits_for_a_service(tmp_pat
         rows = db.execute(select(Upgrade.id, Upgrade.hold_kind, Upgrade.hold_subject)).all()
     assert sorted(rows) == [(1, "dependency", "billing-db"), (2, None, None)]
     engine_for(url).dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_the_migration_to_plans_of_version_1_fills_what_old_snapshots_lack(
+    backend: str, tmp_path: Path
+) -> None:
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path / 'rollout.db'}"
+        else:
+            url = stack.enter_context(fresh_database("rollout_migration_test"))
+            command.downgrade(alembic_config(url), "0011")
+        command.upgrade(alembic_config(url), "0011")
+        _two_rollouts_of_one_service(url, first="superseding")
+        migrate(url)
+        with engine_for(url).connect() as db:
+            plans = db.scalars(select(Rollout.plan).order_by(Rollout.id)).all()
+        engine_for(url).dispose()
+    plan = Plan.model_validate(plans[0])
+    assert plan.version == 1
+    assert (plan.air_gapped, plan.operations, plan.artifacts, plan.requires) == ((), None, None, ())
+    assert (plan.windows.service, plan.windows.environments) == ((), {})
+    assert plan.paging.members[0].slack is None and plan.paging.escalation == ()
+    (gate,) = plan.gates
+    assert isinstance(gate, PrometheusGateSpec)
+    assert (gate.value_name, gate.no_data, gate.nan) == ("value", "error", "error")
+    # What the snapshot had stays as it was.
+    assert plan.model_dump(mode="json")["stages"] == OLD_PLAN["stages"]
+    assert plan.paging.channels == ({"type": "webhook", "url": {"env": "PAGE_HOOK"}},)
