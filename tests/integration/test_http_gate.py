@@ -16,6 +16,7 @@ from rollout.domain.gates import Outcome
 from rollout.drivers import DeployRequest, DeployStatus, Health
 from rollout.gates import GateContext
 from rollout.gates.http import measure_http
+from rollout.plan import HttpGateSpec
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 ANSWERS: dict[str, tuple[int, bytes]] = {
@@ -66,7 +67,26 @@ class _RealNetwork:
 CONTEXT = GateContext("checkout", "1.2.0", "prod-1", "production", _RealNetwork())
 
 
-def _spec(url: str, **extra: Any) -> dict[str, Any]:
+# The limits every gate spec carries; these tests take one measurement.
+LIMITS = {
+    "initial_delay_s": 0.0,
+    "interval_s": 1.0,
+    "failure_limit": 0,
+    "inconclusive_limit": 0,
+    "consecutive_error_limit": 4,
+    "consecutive_successes": None,
+    "dry_run": False,
+    "count": 1,
+}
+
+
+def _spec(url: str, **extra: Any) -> HttpGateSpec:
+    return HttpGateSpec.model_validate(
+        {"name": "health", "type": "http", **LIMITS} | _fields(url, **extra)
+    )
+
+
+def _fields(url: str, **extra: Any) -> dict[str, Any]:
     return {
         "url": url,
         "method": "GET",

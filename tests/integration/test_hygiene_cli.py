@@ -17,6 +17,7 @@ from rollout.settings import get_settings
 from rollout.store.database import migrate, transaction
 from rollout.store.models import ApiToken, Page, PageEvent, Release, Rollout, Upgrade
 from tests.conftest import FIXTURES
+from tests.plans import tiny_plan
 
 runner = CliRunner()
 
@@ -65,7 +66,7 @@ def _seed(url: str) -> None:
             version="2.0.0",
             team="payments",
             state="failed",
-            plan={},
+            plan=tiny_plan("payments", stages=("canary",)),
             created_at=now,
             updated_at=now,
         )

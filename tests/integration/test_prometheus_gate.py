@@ -18,6 +18,7 @@ from rollout.domain.gates import Measurement, Outcome
 from rollout.drivers import DeployRequest, DeployStatus, Health
 from rollout.gates import GateContext, measure
 from rollout.gates.prometheus import render_query
+from rollout.plan import PrometheusGateSpec
 from tests.waiting import wait_for
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
@@ -125,8 +126,26 @@ def _context(version: str) -> GateContext:
     return GateContext("checkout", version, "prod-1", "production", _NoDriver())
 
 
-def _spec(url: str, **extra: Any) -> dict[str, Any]:
+# The limits every gate spec carries; these tests take one measurement.
+LIMITS = {
+    "initial_delay_s": 0.0,
+    "interval_s": 1.0,
+    "failure_limit": 0,
+    "inconclusive_limit": 0,
+    "consecutive_error_limit": 4,
+    "consecutive_successes": None,
+    "dry_run": False,
+    "count": 1,
+}
+
+
+def _spec(url: str, **extra: Any) -> PrometheusGateSpec:
+    return PrometheusGateSpec.model_validate(_fields(url, **extra))
+
+
+def _fields(url: str, **extra: Any) -> dict[str, Any]:
     return {
+        **LIMITS,
         "name": "errors",
         "type": "prometheus",
         "url": url,

@@ -18,6 +18,7 @@ from rollout.engine.runtime import Runtime
 from rollout.store.database import engine_for, transaction
 from rollout.store.models import Release, Rollout, Upgrade
 from tests.conftest import fresh_database
+from tests.plans import tiny_plan
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ def _rollout(
             version=version,
             team="team-a",
             state=state,
-            plan={},
+            plan=tiny_plan("team-a"),
             created_at=NOW,
             updated_at=NOW,
         )

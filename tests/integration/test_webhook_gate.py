@@ -17,6 +17,7 @@ from rollout.domain.gates import Outcome
 from rollout.drivers import DeployRequest, DeployStatus, Health
 from rollout.gates import GateContext, measure
 from rollout.observability import tracing
+from rollout.plan import WebhookGateSpec
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 RECEIVED: list[tuple[str, dict[str, Any], str | None]] = []
@@ -69,8 +70,24 @@ class _NoDriver:
 CONTEXT = GateContext("checkout", "1.2.0", "prod-1", "production", _NoDriver())
 
 
-def _spec(url: str | None, **extra: Any) -> dict[str, Any]:
-    return {"name": "judge", "type": "webhook", "url": url, "timeout_s": 2.0, **extra}
+# The limits every gate spec carries; these tests take one measurement.
+LIMITS = {
+    "initial_delay_s": 0.0,
+    "interval_s": 1.0,
+    "failure_limit": 0,
+    "inconclusive_limit": 0,
+    "consecutive_error_limit": 4,
+    "consecutive_successes": None,
+    "dry_run": False,
+    "count": 1,
+}
+
+
+def _spec(url: str | None, **extra: Any) -> WebhookGateSpec:
+    return WebhookGateSpec.model_validate(
+        {"name": "judge", "type": "webhook", "url": url, "url_env": None, "token_env": None}
+        | {"timeout_s": 2.0, **LIMITS, **extra}
+    )
 
 
 def test_a_2xx_passes_and_the_judge_is_told_what_it_judges(judge: str) -> None:

@@ -45,7 +45,7 @@ def list_rollouts(
     if team:
         query = query.where(Rollout.team == team)
     if stage:
-        # The current stage's name lives in the JSON plan; its upgrades carry it as a column.
+        # The current stage's name lives in the plan; its upgrades carry it as a column.
         query = query.where(
             exists().where(
                 Upgrade.rollout_id == Rollout.id,
@@ -66,7 +66,7 @@ def list_rollouts(
     rows = []
     for r in rollouts:
         by_state = counts[r.id]
-        stages = r.plan["stages"]
+        stages = r.plan.stages
         rows.append(
             RolloutRow(
                 id=r.id,
@@ -74,7 +74,7 @@ def list_rollouts(
                 version=r.version,
                 team=r.team,
                 state=r.state,
-                stage=stages[min(r.stage_index, len(stages) - 1)]["name"],
+                stage=stages[min(r.stage_index, len(stages) - 1)].name,
                 done=by_state.get("succeeded", 0),
                 total=sum(by_state.values()),
                 reason=r.reason,
@@ -150,8 +150,8 @@ def detail_view(detail: RolloutDetail) -> RolloutDetailView:
         reason=r.reason,
         stage_index=r.stage_index,
         stages=[
-            StageView(name=s["name"], soak_s=s["soak_s"], promote_share=s["promote_share"])
-            for s in r.plan["stages"]
+            StageView(name=s.name, soak_s=s.soak_s, promote_share=s.promote_share)
+            for s in r.plan.stages
         ],
         release=ReleaseView(
             id=release.id,

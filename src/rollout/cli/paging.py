@@ -15,7 +15,7 @@ from sqlalchemy import select
 from rollout.config import Team
 from rollout.domain.pages import PageState
 from rollout.engine.outbox import on_call_now
-from rollout.engine.submission import paging_spec
+from rollout.plan.build import paging_spec
 from rollout.settings import get_settings
 from rollout.store.database import reading, transaction
 from rollout.store.models import Override, Page

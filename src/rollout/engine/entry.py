@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import update
 
@@ -24,6 +23,7 @@ from rollout.domain.entry import (
 from rollout.domain.states import UpgradeState
 from rollout.engine.progress import lock_rollout
 from rollout.engine.runtime import Runtime
+from rollout.plan import ArtifactsSpec
 from rollout.store.database import is_postgresql, reading, transaction
 from rollout.store.models import ArtifactCheck, Release, Rollout, Upgrade
 
@@ -37,8 +37,8 @@ def admit(
 ) -> tuple[int, str | None] | None:
     """Check an upgrade's artifact if it is bound for an air-gapped environment: the claim
     to go on with and, if it must not enter, why; None when the claim went stale."""
-    spec: dict[str, Any] | None = rollout.plan.get("artifacts")
-    if spec is None or upgrade.environment not in rollout.plan.get("air_gapped", []):
+    spec = rollout.plan.artifacts
+    if spec is None or upgrade.environment not in rollout.plan.air_gapped:
         return claim, None
     with reading(runtime.database_url) as session:
         done = session.get(ArtifactCheck, upgrade.id)
@@ -50,7 +50,7 @@ def admit(
         admitted, reason = verdict
         return claim, None if admitted else reason
 
-    budget = timedelta(seconds=spec["timeout_s"] + _scan_timeout(spec)) + runtime.lease
+    budget = timedelta(seconds=spec.timeout_s + _scan_timeout(spec)) + runtime.lease
     taken = _take_for_check(runtime, upgrade, claim, runtime.now() + budget)
     if taken is None:
         return None
@@ -63,9 +63,8 @@ def admit(
     return _record(runtime, upgrade, taken, result, digest, size, scanned, output)
 
 
-def _scan_timeout(spec: dict[str, Any]) -> float:
-    scanner = spec.get("scanner")
-    return float(scanner["timeout_s"]) if scanner else 0.0
+def _scan_timeout(spec: ArtifactsSpec) -> float:
+    return spec.scanner.timeout_s if spec.scanner is not None else 0.0
 
 
 def _take_for_check(runtime: Runtime, upgrade: Upgrade, claim: int, until: datetime) -> int | None:
@@ -98,7 +97,7 @@ def _retry_later(runtime: Runtime, upgrade: Upgrade, claim: int, reason: str) ->
 
 
 def _check(
-    spec: dict[str, Any], upgrade: Upgrade, expected: str | None
+    spec: ArtifactsSpec, upgrade: Upgrade, expected: str | None
 ) -> tuple[EntryVerdict, str | None, int | None, Scanned | None, str | None]:
     """The I/O, outside any transaction: read the artifact through sha256, then scan it."""
     if expected is None:
@@ -110,20 +109,21 @@ def _check(
         "digest": expected or "",
     }
     try:
-        if spec.get("path") is not None:
-            location = artifact_path(spec["path"], values)
+        if spec.path is not None:
+            location = artifact_path(spec.path, values)
         else:
-            location = artifact_url(spec["url"], values)
+            assert spec.url is not None  # the config gives one of the two
+            location = artifact_url(spec.url, values)
     except TemplateError as error:
         return EntryVerdict(False, f"artifact blocked: {error}"), None, None, None, None
-    scanner = spec.get("scanner")
-    with artifacts.fetch(location, int(spec["max_bytes"]), float(spec["timeout_s"])) as local:
+    scanner = spec.scanner
+    with artifacts.fetch(location, spec.max_bytes, spec.timeout_s) as local:
         fetched = local.fetched
         scanned: Scanned | None = None
         output: str | None = None
         if scanner is not None and needs_scan(expected, fetched) and local.file is not None:
-            argv = scanner_argv(scanner["command"], {**values, "artifact": str(local.file)})
-            scanned, output = artifacts.scan(argv, float(scanner["timeout_s"]))
+            argv = scanner_argv(scanner.command, {**values, "artifact": str(local.file)})
+            scanned, output = artifacts.scan(argv, scanner.timeout_s)
     result = judge(expected, fetched, scanned)
     digest = None if fetched.sha256 is None else f"sha256:{fetched.sha256}"
     size = fetched.size if fetched.missing is None else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ from rollout.paging import (
     channel_from_config,
     deliver_with_retries,
 )
+from rollout.plan.models import JsonObject, MemberSpec, PagingSpec, RotationSpec
 from rollout.store.database import reading, transaction
 from rollout.store.models import Delivery, Page, Rollout
 from rollout.store.models import Override as OverrideRow
@@ -46,14 +47,14 @@ MAX_BACKOFF_S = 300.0
 REST_LOOKBACK = timedelta(hours=36)
 
 
-def _rotation(name: str, spec: dict[str, Any]) -> Rotation:
+def _rotation(name: str, spec: RotationSpec) -> Rotation:
     return Rotation(
         name=name,
-        members=tuple(Member(m["name"], ZoneInfo(m["timezone"])) for m in spec["members"]),
-        shift=timedelta(seconds=spec["shift_s"]),
-        handoff=time.fromisoformat(spec["handoff"]),
-        start=date.fromisoformat(spec["start"]),
-        timezone=ZoneInfo(spec["timezone"]),
+        members=tuple(Member(m.name, ZoneInfo(m.timezone)) for m in spec.members),
+        shift=spec.shift,
+        handoff=spec.handoff,
+        start=spec.start,
+        timezone=ZoneInfo(spec.timezone),
     )
 
 
@@ -73,14 +74,14 @@ SAME_FACTS = (
 )
 
 
-def on_call_now(session: Session, paging: dict[str, Any], now: datetime) -> OnCall | None:
+def on_call_now(session: Session, paging: PagingSpec, now: datetime) -> OnCall | None:
     """Who is on call for the team right now: its rotations, the overrides set from the CLI,
     and the rest rule applied to the P0 pages it sent in the last two nights."""
-    rotations = paging.get("rotations")
-    if not rotations:
+    rotations = paging.rotations
+    if rotations is None:
         return None
-    team = paging["team"]
-    zones = {m["name"]: ZoneInfo(m["timezone"]) for m in paging.get("members", [])}
+    team = paging.team
+    zones = {m.name: ZoneInfo(m.timezone) for m in paging.members}
     overrides = [
         Override(
             rotation=f"{team}-{row.role}",
@@ -110,15 +111,15 @@ def on_call_now(session: Session, paging: dict[str, Any], now: datetime) -> OnCa
         if rest is not None and rest.end > now:
             rests.append(rest)
     return who_is_on_call(
-        _rotation(f"{team}-primary", rotations["primary"]),
-        _rotation(f"{team}-secondary", rotations["secondary"]),
+        _rotation(f"{team}-primary", rotations.primary),
+        _rotation(f"{team}-secondary", rotations.secondary),
         now,
         overrides,
         rests,
     )
 
 
-def address(session: Session, page: Page, paging: dict[str, Any], now: datetime) -> None:
+def address(session: Session, page: Page, paging: PagingSpec, now: datetime) -> None:
     """Name the page's recipient, start its escalation timer, and write one pending delivery
     per channel of the team, in the caller's transaction (the one that records the failure)."""
     on_call = on_call_now(session, paging, now)
@@ -140,15 +141,15 @@ def address(session: Session, page: Page, paging: dict[str, Any], now: datetime)
     _deliveries(session, page, paging, Action.TRIGGER, now)
 
 
-def addressed(channel: dict[str, Any], contact: dict[str, Any] | None) -> dict[str, Any]:
+def addressed(channel: JsonObject, contact: MemberSpec | None) -> JsonObject:
     """The team's channel, pointed at the person on call where the channel can: email to
     their address, a Slack mention of them; other channels carry their name."""
     if contact is None:
         return channel
-    if channel["type"] == "email" and contact.get("email"):
-        return {**channel, "to": [contact["email"]]}
-    if channel["type"] == "slack" and contact.get("slack"):
-        handle = contact["slack"]
+    if channel["type"] == "email" and contact.email:
+        return {**channel, "to": [contact.email]}
+    if channel["type"] == "slack" and contact.slack:
+        handle = contact.slack
         return {**channel, MENTION: handle if handle.startswith("@") else f"<@{handle}>"}
     return channel
 
@@ -161,17 +162,17 @@ RECIPIENT = "_recipient"
 
 
 def _deliveries(
-    session: Session, page: Page, paging: dict[str, Any], action: str, now: datetime
+    session: Session, page: Page, paging: PagingSpec, action: str, now: datetime
 ) -> None:
-    contacts = {m["name"]: m for m in paging.get("members", [])}
-    for index, channel in enumerate(paging.get("channels", [])):
+    contact = paging.member(page.recipient)
+    for index, channel in enumerate(paging.channels):
         session.add(
             Delivery(
                 page_id=page.id,
                 channel=f"{index}:{channel['type']}",
                 action=action,
                 channel_spec={
-                    **addressed(channel, contacts.get(page.recipient or "")),
+                    **addressed(channel, contact),
                     RECIPIENT: page.recipient,
                 },
                 state="pending",
@@ -183,11 +184,11 @@ def _deliveries(
         )
 
 
-def _next_escalation(paging: dict[str, Any], opened_at: datetime, done: int) -> datetime | None:
-    steps = paging.get("escalation", [])
+def _next_escalation(paging: PagingSpec, opened_at: datetime, done: int) -> datetime | None:
+    steps = paging.escalation
     if done >= len(steps):
         return None
-    return opened_at + timedelta(seconds=steps[done]["after_s"])
+    return opened_at + steps[done].after
 
 
 def escalate(runtime: Runtime, page_id: int, done: int) -> None:
@@ -206,13 +207,13 @@ def escalate(runtime: Runtime, page_id: int, done: int) -> None:
         if page.state != "open":
             page.escalate_at = None  # acknowledged or resolved: nobody else needs waking
             return
-        paging = plan.get("paging", {})
-        steps = paging.get("escalation", [])
+        paging = plan.paging
+        steps = paging.escalation
         if done >= len(steps):
             page.escalate_at = None
             return
         now = runtime.now()
-        target = steps[done]["to"]
+        target = steps[done].to
         on_call = on_call_now(session, paging, now)
         if target == "secondary" and on_call is not None:
             # A page routed to the secondary in the first place escalates to the primary.

@@ -6,7 +6,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
@@ -19,6 +19,7 @@ from rollout.domain.planning import RolloutView, StagePlan, UpgradeView, plan
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge, StepNudge
 from rollout.engine.runtime import Runtime
+from rollout.plan.models import WindowSpec
 from rollout.store.database import is_postgresql, transaction
 from rollout.store.models import Freeze as FreezeRow
 from rollout.store.models import Installation, Release, Rollout, Upgrade
@@ -35,24 +36,19 @@ _SETTLED_RELEASE = {
 def stages_of(rollout: Rollout) -> list[StagePlan]:
     return [
         StagePlan(
-            name=s["name"],
-            soak=timedelta(seconds=s["soak_s"]),
-            promote_share=s["promote_share"],
-            parallelism=s["parallelism"],
-            parallelism_percent=s["parallelism_percent"],
+            name=s.name,
+            soak=s.soak,
+            promote_share=s.promote_share,
+            parallelism=s.parallelism,
+            parallelism_percent=s.parallelism_percent,
         )
-        for s in rollout.plan["stages"]
+        for s in rollout.plan.stages
     ]
 
 
-def _windows(specs: list[dict[str, Any]]) -> tuple[Window, ...]:
+def _windows(specs: Sequence[WindowSpec]) -> tuple[Window, ...]:
     return tuple(
-        Window(
-            frozenset(DAYS.index(d) for d in spec["days"]),
-            time.fromisoformat(spec["start"]),
-            time.fromisoformat(spec["end"]),
-            spec["zone"],
-        )
+        Window(frozenset(DAYS.index(d) for d in spec.days), spec.start, spec.end, spec.zone)
         for spec in specs
     )
 
@@ -62,8 +58,8 @@ def constraints_of(
 ) -> Constraints:
     """What the rollout's pending upgrades must respect now: windows and requirements from
     its snapshot, freezes and installed versions from the database, in this transaction."""
-    windows = rollout.plan.get("windows") or {}  # older snapshots have none
-    requires = tuple(Requirement(**r) for r in rollout.plan.get("requires") or [])
+    windows = rollout.plan.windows
+    requires = tuple(Requirement(r.service, r.op, r.version) for r in rollout.plan.requires)
     freezes = session.scalars(
         select(FreezeRow).where(
             FreezeRow.until > now,
@@ -86,10 +82,8 @@ def constraints_of(
     return Constraints(
         service=rollout.service,
         version=rollout.version,
-        service_windows=_windows(windows.get("service") or []),
-        environment_windows={
-            env: _windows(specs) for env, specs in (windows.get("environments") or {}).items()
-        },
+        service_windows=_windows(windows.service),
+        environment_windows={env: _windows(specs) for env, specs in windows.environments.items()},
         requires=requires,
         freezes=tuple(Freeze(f.target, f.kind, f.until, f.reason) for f in freezes),
         installed=installed,

@@ -4,9 +4,9 @@ caller's, and each change goes out to the channels the page went through."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from rollout.domain.pages import PageAction, PageActionRefused, PageState, page_move
 from rollout.engine.outbox import SAME_FACTS, address
 from rollout.paging import Action
+from rollout.plan import PagingSpec
 from rollout.store.models import Delivery, Page, PageEvent
 
 
@@ -38,7 +39,7 @@ def respond(
     token_id: int | None = None,
     note: str | None = None,
     to_team: str | None = None,
-    to_paging: dict[str, Any] | None = None,
+    to_paging: PagingSpec | Mapping[str, object] | None = None,
 ) -> Page | None:
     """Apply a response to a page; return the new page when a misroute re-pages a team."""
     if response in (Response.ACKNOWLEDGE, Response.RESOLVE):
@@ -65,7 +66,8 @@ def respond(
     if session.scalar(select(Page.id).where(Page.dedup_key == again.dedup_key)) is not None:
         return None  # re-paged already: once per dedup key
     session.add(again)
-    address(session, again, to_paging, now)
+    # api/app.py, mid-split into routers, still annotates the spec as a dict: take both.
+    address(session, again, PagingSpec.model_validate(to_paging), now)
     return again
 
 

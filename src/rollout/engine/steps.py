@@ -304,9 +304,7 @@ def _step_in_hand(runtime: Runtime, item: _Claimed, driver: Driver | None = None
 
 
 def _needs_entry_check(upgrade: Upgrade, rollout: Rollout) -> bool:
-    return rollout.plan.get("artifacts") is not None and upgrade.environment in rollout.plan.get(
-        "air_gapped", []
-    )
+    return rollout.plan.artifacts is not None and upgrade.environment in rollout.plan.air_gapped
 
 
 def _read_and_take(
@@ -474,7 +472,7 @@ def _verify(
     )
     new: list[tuple[str, verdicts.Measurement]] = []
     results = []
-    for spec in rollout.plan["gates"]:
+    for spec in rollout.plan.gates:
         policy = policy_of(spec)
         verdict = verdicts.judge(policy, history[policy.name], started)
         running = verdict.state is verdicts.VerdictState.RUNNING
@@ -713,8 +711,9 @@ def _page(
         reason=outcome.reason or "",
         rollback_to=upgrade.from_version,
     )
-    severities: dict[str, str] = {s["name"]: s["severity"] for s in rollout.plan["stages"]}
-    severity = "P0" if kind is PageKind.ROLLBACK_FAILED else severities[upgrade.stage]
+    severity = (
+        "P0" if kind is PageKind.ROLLBACK_FAILED else rollout.plan.stage(upgrade.stage).severity
+    )
     page = Page(
         dedup_key=key,
         team=rollout.team,
@@ -733,14 +732,14 @@ def _page(
         created_at=now,
     )
     session.add(page)
-    address(session, page, rollout.plan.get("paging", {}), now)
-    operations = rollout.plan.get("operations")
-    if operations and upgrade.environment in rollout.plan.get("air_gapped", []):
+    address(session, page, rollout.plan.paging, now)
+    operations = rollout.plan.operations
+    if operations is not None and upgrade.environment in rollout.plan.air_gapped:
         # The NOC has hands on the air-gapped network: it gets its own page of the same facts.
         noc = Page(
             **{c: getattr(page, c) for c in SAME_FACTS},
             dedup_key=f"{key}/noc",
-            team=operations["team"],
+            team=operations.team,
             state="open",
             created_at=now,
         )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from rollout.domain.gates import GatePolicy, Measurement
 from rollout.drivers import Driver
+from rollout.plan import GateSpec, HttpGateSpec, PrometheusGateSpec, SoakGateSpec
 
 
 @dataclass(frozen=True)
@@ -22,37 +21,34 @@ class GateContext:
     driver: Driver
 
 
-def policy_of(spec: Mapping[str, Any]) -> GatePolicy:
+def policy_of(spec: GateSpec) -> GatePolicy:
     """The gate's limits, from its snapshot in the rollout's plan."""
     return GatePolicy(
-        name=spec["name"],
-        initial_delay=timedelta(seconds=spec["initial_delay_s"]),
-        interval=timedelta(seconds=spec["interval_s"]),
-        count=spec["count"],
-        failure_limit=spec["failure_limit"],
-        inconclusive_limit=spec["inconclusive_limit"],
-        consecutive_error_limit=spec["consecutive_error_limit"],
-        consecutive_successes=spec["consecutive_successes"],
-        dry_run=spec["dry_run"],
+        name=spec.name,
+        initial_delay=spec.initial_delay,
+        interval=spec.interval,
+        count=spec.count,
+        failure_limit=spec.failure_limit,
+        inconclusive_limit=spec.inconclusive_limit,
+        consecutive_error_limit=spec.consecutive_error_limit,
+        consecutive_successes=spec.consecutive_successes,
+        dry_run=spec.dry_run,
     )
 
 
-def measure(spec: Mapping[str, Any], context: GateContext, now: datetime) -> Measurement:
-    kind = spec["type"]
-    if kind == "http":
+def measure(spec: GateSpec, context: GateContext, now: datetime) -> Measurement:
+    if isinstance(spec, HttpGateSpec):
         from rollout.gates.http import measure_http
 
         return measure_http(spec, context, now)
-    if kind == "soak":
+    if isinstance(spec, SoakGateSpec):
         from rollout.gates.soak import measure_soak
 
         return measure_soak(context, now)
-    if kind == "prometheus":
+    if isinstance(spec, PrometheusGateSpec):
         from rollout.gates.prometheus import measure_prometheus
 
         return measure_prometheus(spec, context, now)
-    if kind == "webhook":
-        from rollout.gates.webhook import measure_webhook
+    from rollout.gates.webhook import measure_webhook
 
-        return measure_webhook(spec, context, now)
-    raise ValueError(f"unknown gate type {kind!r}")
+    return measure_webhook(spec, context, now)

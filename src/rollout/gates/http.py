@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 import httpx
 
 from rollout.domain.conditions import Condition, MissingValue, parse_condition
 from rollout.domain.gates import Measurement, Outcome
 from rollout.gates import GateContext
+from rollout.plan import HttpGateSpec
 
 _NO_DATA = {
     "error": Outcome.ERROR,
@@ -31,14 +30,14 @@ def render_url(template: str, context: GateContext) -> str:
     return string.Formatter().vformat(template, (), fields)
 
 
-def measure_http(spec: Mapping[str, Any], context: GateContext, now: datetime) -> Measurement:
-    url = render_url(spec["url"], context)
-    where = f"http {spec['method']} {url}"
-    expected: list[int] = spec["expect_status"]
+def measure_http(spec: HttpGateSpec, context: GateContext, now: datetime) -> Measurement:
+    url = render_url(spec.url, context)
+    where = f"http {spec.method} {url}"
+    expected = list(spec.expect_status)  # shown as the config writes it: [200]
     status_condition = f"status in {expected}"
     try:
-        with httpx.Client(transport=context.driver.transport(), timeout=spec["timeout_s"]) as http:
-            response = http.request(spec["method"], url)
+        with httpx.Client(transport=context.driver.transport(), timeout=spec.timeout_s) as http:
+            response = http.request(spec.method, url)
     except httpx.HTTPError as error:
         detail = str(error) or type(error).__name__
         return Measurement(now, Outcome.ERROR, None, status_condition, f"{detail} ({where})")
@@ -48,8 +47,8 @@ def measure_http(spec: Mapping[str, Any], context: GateContext, now: datetime) -
         message = f"{value}, wanted {status_condition} ({where})"
         return Measurement(now, Outcome.FAILURE, value, status_condition, message)
 
-    success = _condition(spec.get("success_condition"))
-    failure = _condition(spec.get("failure_condition"))
+    success = _condition(spec.success_condition)
+    failure = _condition(spec.failure_condition)
     if success is None and failure is None:
         value = f"status {response.status_code}"
         return Measurement(now, Outcome.SUCCESS, value, status_condition, f"{value} ({where})")
@@ -88,6 +87,6 @@ def _condition(text: str | None) -> Condition | None:
     return None if text is None else parse_condition(text)
 
 
-def _no_data(spec: Mapping[str, Any], now: datetime, condition: str, why: str) -> Measurement:
-    outcome = _NO_DATA[spec.get("no_data", "error")]
+def _no_data(spec: HttpGateSpec, now: datetime, condition: str, why: str) -> Measurement:
+    outcome = _NO_DATA[spec.no_data]
     return Measurement(now, outcome, None, condition, f"no data: {why}")

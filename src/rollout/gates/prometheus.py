@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 import httpx
 
@@ -14,6 +12,7 @@ from rollout.domain.conditions import Comparison, Condition, MissingValue, parse
 from rollout.domain.conditions import render_value as _render_value
 from rollout.domain.gates import Measurement, Outcome
 from rollout.gates import GateContext
+from rollout.plan import PrometheusGateSpec
 
 _POLICY = {
     "error": Outcome.ERROR,
@@ -54,12 +53,14 @@ class _Unmeasured(Exception):
         self.message = message
 
 
-def measure_prometheus(spec: Mapping[str, Any], context: GateContext, now: datetime) -> Measurement:
-    query = render_query(spec["query"], context)
+def measure_prometheus(
+    spec: PrometheusGateSpec, context: GateContext, now: datetime
+) -> Measurement:
+    query = render_query(spec.query, context)
     where = f"prometheus: {_cut(query, _SHOWN_QUERY)}"
-    name: str = spec.get("value_name") or "value"
-    success = _condition(spec.get("success_condition"), name)
-    failure = _condition(spec.get("failure_condition"), name)
+    name = spec.value_name or "value"
+    success = _condition(spec.success_condition, name)
+    failure = _condition(spec.failure_condition, name)
     shown = " / ".join(c.text for c in (success, failure) if c is not None)
     try:
         number = _query(spec, query)
@@ -68,7 +69,7 @@ def measure_prometheus(spec: Mapping[str, Any], context: GateContext, now: datet
 
     value = f"{name} {_render(number)}"
     if math.isnan(number):
-        outcome = _POLICY[spec.get("nan", "error")]
+        outcome = _POLICY[spec.nan]
         return Measurement(now, outcome, value, shown, f"{value}: the query gave NaN ({where})")
     document = {name: number}  # the conditions were renamed to `name` as well
     try:
@@ -92,10 +93,10 @@ def measure_prometheus(spec: Mapping[str, Any], context: GateContext, now: datet
     return Measurement(now, Outcome.FAILURE, value, success.text, message)
 
 
-def _query(spec: Mapping[str, Any], query: str) -> float:
+def _query(spec: PrometheusGateSpec, query: str) -> float:
     """The query's one number; raises _Unmeasured for everything else."""
-    endpoint = spec["url"].rstrip("/") + "/api/v1/query"
-    timeout: float = spec["timeout_s"]
+    endpoint = spec.url.rstrip("/") + "/api/v1/query"
+    timeout = spec.timeout_s
     # Prometheus is the monitoring system's, not the environment's: always the real network.
     try:
         with httpx.Client(timeout=timeout) as http:
@@ -125,7 +126,7 @@ def _query(spec: Mapping[str, Any], query: str) -> float:
         return _number(result[1])
     if kind == "vector" and isinstance(result, list):
         if not result:
-            outcome = _POLICY[spec.get("no_data", "error")]
+            outcome = _POLICY[spec.no_data]
             raise _Unmeasured(outcome, "no data: the query matched no series")
         if len(result) > 1:
             raise _Unmeasured(

@@ -6,13 +6,13 @@ import os
 import string
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 import httpx
 
 from rollout.domain.gates import Measurement, Outcome
 from rollout.gates import GateContext
 from rollout.observability import redaction
+from rollout.plan import WebhookGateSpec
 
 CONDITION = "status in 2xx"
 _SHOWN_BODY = 500  # the judge's reason goes into the message; a page of HTML does not
@@ -22,7 +22,7 @@ class _NotMeasured(Exception):
     pass
 
 
-def measure_webhook(spec: Mapping[str, Any], context: GateContext, now: datetime) -> Measurement:
+def measure_webhook(spec: WebhookGateSpec, context: GateContext, now: datetime) -> Measurement:
     try:
         url, where, secrets = _target(spec, context)
     except _NotMeasured as problem:
@@ -35,11 +35,11 @@ def measure_webhook(spec: Mapping[str, Any], context: GateContext, now: datetime
         "version": context.version,
         "environment": context.environment,
         "stage": context.stage,
-        "gate": spec["name"],
+        "gate": spec.name,
     }
     # The judge is outside the environment: always the real network, never the driver's.
     try:
-        with httpx.Client(timeout=spec["timeout_s"]) as http:
+        with httpx.Client(timeout=spec.timeout_s) as http:
             response = http.post(url, json=payload, headers=headers)
     except httpx.HTTPError as error:
         detail = _redact(str(error) or type(error).__name__, secrets)
@@ -57,10 +57,10 @@ def measure_webhook(spec: Mapping[str, Any], context: GateContext, now: datetime
     return Measurement(now, Outcome.FAILURE, value, CONDITION, message)
 
 
-def _target(spec: Mapping[str, Any], context: GateContext) -> tuple[str, str, dict[str, str]]:
+def _target(spec: WebhookGateSpec, context: GateContext) -> tuple[str, str, dict[str, str]]:
     """The URL to ask, how messages name it, and the secret values messages must not show."""
     secrets: dict[str, str] = {}
-    token_env = spec.get("token_env")
+    token_env = spec.token_env
     if token_env:
         token = os.environ.get(token_env)
         if not token:
@@ -72,7 +72,7 @@ def _target(spec: Mapping[str, Any], context: GateContext) -> tuple[str, str, di
         "environment": context.environment,
         "stage": context.stage,
     }
-    url_env = spec.get("url_env")
+    url_env = spec.url_env
     if url_env:
         url = os.environ.get(url_env)
         if not url:
@@ -83,7 +83,8 @@ def _target(spec: Mapping[str, Any], context: GateContext) -> tuple[str, str, di
         for value in secrets.values():
             redaction.remember(value)
         return url, f"webhook ${url_env}", secrets
-    url = string.Formatter().vformat(spec["url"], (), fields)
+    assert spec.url is not None  # the config gives url or url_env
+    url = string.Formatter().vformat(spec.url, (), fields)
     return url, f"webhook POST {url}", secrets
 
 

@@ -24,6 +24,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from rollout.plan import Plan
+
 # The states in which a rollout may start upgrades (RUNNING, PAUSED): at most one per service.
 LIVE_ROLLOUT = "state IN ('running', 'paused')"
 
@@ -43,6 +45,23 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+class PlanType(TypeDecorator[Plan]):
+    """A rollout's plan: stored as the JSON it dumps to, handed out validated as a Plan."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Plan | None, dialect: Dialect) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if not isinstance(value, Plan):  # a dict would skip the contract's checks
+            raise TypeError(f"a rollout's plan is a Plan, not {type(value).__name__}")
+        return value.model_dump(mode="json")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Plan | None:
+        return None if value is None else Plan.model_validate(value)
 
 
 NAMING = {
@@ -83,7 +102,7 @@ class Rollout(Base):
     stage_passed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The stages, gates and page severities as they were at submit: a config change
     # never alters a rollout in flight, and workers need no config file.
-    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    plan: Mapped[Plan] = mapped_column(PlanType)
     reason: Mapped[str | None] = mapped_column(Text)
     # When the ticker should plan this rollout again (a soak ends, or a nudge was lost).
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
