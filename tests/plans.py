@@ -1,9 +1,12 @@
-"""Plans for tests that write rollout rows by hand: the smallest a rollout carries."""
+"""Plans and driver specs for tests that write rows by hand: the smallest that fit."""
 
 from __future__ import annotations
 
 from rollout.plan import PagingSpec, Plan
+from rollout.plan.driver import SimulatedDriverSpec
 from rollout.plan.models import StageSpec, WindowsSpec
+
+SIMULATED = SimulatedDriverSpec(type="simulated", poll_interval_s=1.0, deploy_timeout_s=600.0)
 
 
 def tiny_plan(team: str = "payments", stages: tuple[str, ...] = ("production",)) -> Plan:

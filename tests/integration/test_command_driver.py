@@ -21,6 +21,7 @@ from rollout.drivers import (
     driver_for,
 )
 from rollout.drivers.command import CommandDriver, CommandSpec
+from rollout.plan.driver import CommandDriverSpec
 from tests.waiting import wait_for
 
 # The deploy "tool": records each run and its argv, prints, then does what its mode says.
@@ -55,6 +56,12 @@ def _driver(tmp_path: Path, script: Path, mode: str = "ok", **extra: Any) -> Com
     record = str(tmp_path / "record")
     spec = {
         "type": "command",
+        "poll_interval_s": 0.1,
+        "deploy_timeout_s": 60.0,
+        "status": None,
+        "remove": None,
+        "health": None,
+        "health_timeout_s": 30.0,
         "deploy": [
             *(sys.executable, str(script), record, mode),
             *("{service}", "{version}", "{environment}", "--key={key}"),
@@ -63,7 +70,7 @@ def _driver(tmp_path: Path, script: Path, mode: str = "ok", **extra: Any) -> Com
         "state_dir": str(tmp_path / "state"),
         **extra,
     }
-    driver = driver_for(spec, "sqlite://")
+    driver = driver_for(CommandDriverSpec.model_validate(spec), "sqlite://")
     assert isinstance(driver, CommandDriver)
     return driver
 

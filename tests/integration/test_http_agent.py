@@ -24,6 +24,7 @@ from rollout.drivers import DeployPhase, DeployRequest, DriverError, Health, dri
 from rollout.drivers.simulated import SimulatedFleet
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
+from rollout.plan.driver import HttpDriverSpec
 from rollout.store.database import transaction
 from rollout.store.models import (
     AgentDeployment,
@@ -145,7 +146,9 @@ def agent(tmp_path: Path) -> Iterator[AgentProcess]:
 
 
 def _driver(url: str, **extra: Any) -> Any:
-    return driver_for({"type": "http", "url": url, "request_timeout_s": 5.0, **extra}, "")
+    spec = {"type": "http", "mode": "push", "url": url, "token": None, "request_timeout_s": 5.0}
+    timing = {"poll_interval_s": 0.1, "deploy_timeout_s": 60.0}
+    return driver_for(HttpDriverSpec.model_validate(spec | timing | extra), "")
 
 
 def _finished(driver: Any, key: str) -> Any:

@@ -17,7 +17,7 @@ from rollout.settings import get_settings
 from rollout.store.database import migrate, transaction
 from rollout.store.models import ApiToken, Page, PageEvent, Release, Rollout, Upgrade
 from tests.conftest import FIXTURES
-from tests.plans import tiny_plan
+from tests.plans import SIMULATED, tiny_plan
 
 runner = CliRunner()
 
@@ -79,7 +79,7 @@ def _seed(url: str) -> None:
             stage_index=0,
             stage="canary",
             to_version="2.0.0",
-            driver={},
+            driver=SIMULATED,
             state="failed",
             created_at=now,
         )

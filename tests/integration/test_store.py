@@ -3,8 +3,9 @@ and carry the rows of older schemas over."""
 
 from __future__ import annotations
 
+import json
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,13 @@ from sqlalchemy import JSON, column, insert, select, table, text, update
 from sqlalchemy.exc import IntegrityError
 
 from rollout.plan import Plan, PrometheusGateSpec
-from rollout.store.database import alembic_config, engine_for, migrate
+from rollout.plan.driver import (
+    CommandDriverSpec,
+    HttpDriverSpec,
+    SecretReferenceSpec,
+    SimulatedDriverSpec,
+)
+from rollout.store.database import alembic_config, engine_for, migrate, transaction
 from rollout.store.models import Base, Release, Rollout, Upgrade
 from tests.conftest import fresh_database
 
@@ -196,3 +203,46 @@ def test_the_migration_to_plans_of_version_1_fills_what_old_snapshots_lack(
     # What the snapshot had stays as it was.
     assert plan.model_dump(mode="json")["stages"] == OLD_PLAN["stages"]
     assert plan.paging.channels == ({"type": "webhook", "url": {"env": "PAGE_HOOK"}},)
+
+
+def test_the_migration_to_driver_specs_in_full_fills_what_old_specs_lack(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'rollout.db'}"
+    command.upgrade(alembic_config(url), "0012")
+    _two_rollouts_of_one_service(url, first="superseding")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    old = {
+        1: {"type": "simulated"},
+        2: {"type": "command", "deploy": ["helm", "upgrade"], "timeout_s": 60.0},
+        3: {"type": "http", "url": "http://agent:8480", "token": {"env": "AGENT_TOKEN"}},
+    }
+    with engine_for(url).begin() as db:
+        for n, spec in old.items():
+            db.execute(
+                text(
+                    "INSERT INTO upgrades (id, rollout_id, service, environment, stage_index,"
+                    " stage, to_version, driver, state, claim, created_at)"
+                    " VALUES (:n, 2, 'checkout', :env, 0, 'production', '2.0.2', :driver,"
+                    " 'pending', 0, :now)"
+                ),
+                {"n": n, "env": f"prod-{n}", "driver": json.dumps(spec), "now": now},
+            )
+    migrate(url)
+    with transaction(url) as session:
+        simulated, command_, http = (
+            u.driver for u in session.scalars(select(Upgrade).order_by(Upgrade.id))
+        )
+    engine_for(url).dispose()
+    assert isinstance(simulated, SimulatedDriverSpec)
+    assert simulated.poll_interval == timedelta(seconds=1)
+    assert isinstance(command_, CommandDriverSpec)
+    assert (command_.deploy, command_.timeout_s, command_.health_timeout_s) == (
+        ("helm", "upgrade"),
+        60.0,
+        30.0,
+    )
+    assert isinstance(http, HttpDriverSpec)
+    assert (http.mode, http.token, http.request_timeout_s) == (
+        "push",
+        SecretReferenceSpec(env="AGENT_TOKEN"),
+        10.0,
+    )

@@ -18,7 +18,7 @@ from rollout.engine.runtime import Runtime
 from rollout.store.database import engine_for, transaction
 from rollout.store.models import Release, Rollout, Upgrade
 from tests.conftest import fresh_database
-from tests.plans import tiny_plan
+from tests.plans import SIMULATED, tiny_plan
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,7 @@ def _rollout(
                     stage_index=0,
                     stage="production",
                     to_version=version,
-                    driver={"type": "simulated"},
+                    driver=SIMULATED,
                     state="pending",
                     hold_reason=hold[1].text,
                     hold_kind=hold[1].kind,

@@ -15,6 +15,7 @@ from rollout.engine import steps
 from rollout.engine.runtime import Runtime
 from rollout.engine.steps import _Answered, _Claimed
 from rollout.store.models import Rollout, Upgrade
+from tests.plans import SIMULATED
 
 
 class Recording:
@@ -91,7 +92,7 @@ def _claimed(upgrade_id: int, state: UpgradeState, deploy: bool) -> _Claimed:
         service="web",
         to_version="2.0.0",
         state=state,
-        driver={"type": "batching"},
+        driver=SIMULATED,  # driver_for is replaced: any spec names the batching driver
     )
     return _Claimed(upgrade, Rollout(id=1), claim=1, taken=[], deploy=deploy)
 

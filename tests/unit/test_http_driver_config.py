@@ -10,7 +10,8 @@ import pytest
 from rollout.agent import AgentConfigError, load_agent_config
 from rollout.drivers import driver_for
 from rollout.drivers.http import HttpDriver
-from rollout.engine.submission import _driver_spec
+from rollout.plan.build import driver_spec
+from rollout.plan.driver import HttpDriverSpec, SecretReferenceSpec
 from tests.unit.fleet_files import load_text, problems_in
 
 FLEET = """\
@@ -34,16 +35,17 @@ services:
 
 def test_the_snapshot_renders_the_url_and_keeps_the_token_a_reference(tmp_path: Path) -> None:
     fleet = load_text(tmp_path, FLEET)
-    push, pull = (_driver_spec(e) for e in fleet.environments)
-    assert push["url"] == "http://prod-1.agents:8480"
-    assert push["token"] == {"env": "AGENT_TOKEN"}
-    assert (push["mode"], push["deploy_timeout_s"], push["request_timeout_s"]) == (
+    push, pull = (driver_spec(e) for e in fleet.environments)
+    assert isinstance(push, HttpDriverSpec) and isinstance(pull, HttpDriverSpec)
+    assert push.url == "http://prod-1.agents:8480"
+    assert push.token == SecretReferenceSpec(env="AGENT_TOKEN")
+    assert (push.mode, push.deploy_timeout_s, push.request_timeout_s) == (
         "push",
         300.0,
         10.0,
     )
     assert isinstance(driver_for(push, "sqlite://"), HttpDriver)
-    assert (pull["mode"], pull["url"], pull["token"], pull["poll_interval_s"]) == (
+    assert (pull.mode, pull.url, pull.token, pull.poll_interval_s) == (
         "pull",
         None,
         None,

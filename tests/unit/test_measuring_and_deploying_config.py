@@ -9,9 +9,9 @@ import pytest
 from rollout.config.models import fill_placeholders
 from rollout.drivers import driver_for
 from rollout.drivers.command import CommandDriver, render_argv
-from rollout.engine.submission import _driver_spec
 from rollout.plan import PrometheusGateSpec, WebhookGateSpec
-from rollout.plan.build import build_plan
+from rollout.plan.build import build_plan, driver_spec
+from rollout.plan.driver import CommandDriverSpec
 from tests.unit.fleet_files import load_text, problems_in
 
 FLEET = """\
@@ -59,10 +59,11 @@ def test_the_new_types_load_and_snapshot_without_secrets(tmp_path: Path) -> None
         "JUDGE_URL",
         "JUDGE_TOKEN",
     )
-    driver = _driver_spec(fleet.environments[0])
-    assert driver["deploy"][-1] == '--set-json={"a":1}'
+    driver = driver_spec(fleet.environments[0])
+    assert isinstance(driver, CommandDriverSpec)
+    assert driver.deploy[-1] == '--set-json={"a":1}'
     # The engine gives up after the driver would have killed the command.
-    assert driver["timeout_s"] == 300.0 and driver["deploy_timeout_s"] > 300.0
+    assert driver.timeout_s == 300.0 and driver.deploy_timeout_s > 300.0
     built = driver_for(driver, "sqlite://")
     assert isinstance(built, CommandDriver)
     assert built.state_dir == Path("/var/lib/rollout/command-driver")

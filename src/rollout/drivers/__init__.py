@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import httpx
+
+from rollout.plan.driver import CommandDriverSpec, DriverSpec, SimulatedDriverSpec
 
 
 class DeployPhase(StrEnum):
@@ -78,33 +80,28 @@ class DriverError(RuntimeError):
     """The driver could not be asked (unreachable, refused): the step is retried later."""
 
 
-def driver_for(
-    spec: Mapping[str, Any], simulator_url: str, database_url: str | None = None
-) -> Driver:
+def driver_for(spec: DriverSpec, simulator_url: str, database_url: str | None = None) -> Driver:
     """The driver an environment's snapshot names; `simulator_url` locates the simulated
     fleet's database, `database_url` the engine's (where pull-mode deploys are recorded)."""
-    kind = spec.get("type")
-    if kind == "simulated":
+    if isinstance(spec, SimulatedDriverSpec):
         from rollout.drivers.simulated import simulated_driver
 
         return simulated_driver(simulator_url)
-    if kind == "command":
+    if isinstance(spec, CommandDriverSpec):
         from pathlib import Path
 
         from rollout.drivers.command import CommandDriver, CommandSpec
         from rollout.settings import get_settings
 
-        configured = spec.get("state_dir")
+        configured = spec.state_dir
         state_dir = Path(configured) if configured else get_settings().data_dir / "command-driver"
         return CommandDriver(CommandSpec.from_snapshot(spec), state_dir)
-    if kind == "http" and spec.get("mode", "push") == "push":
+    if spec.mode == "push":
         from rollout.drivers.http import HttpDriver, HttpSpec
 
         return HttpDriver(HttpSpec.from_snapshot(spec))
-    if kind == "http" and spec.get("mode") == "pull":
-        from rollout.drivers.pull import PullDriver
+    from rollout.drivers.pull import PullDriver
 
-        if database_url is None:
-            raise DriverError("a pull-mode driver needs the engine's database")
-        return PullDriver(database_url)
-    raise DriverError(f"unknown driver type {kind!r}")
+    if database_url is None:
+        raise DriverError("a pull-mode driver needs the engine's database")
+    return PullDriver(database_url)

@@ -22,6 +22,7 @@ from typing import Any
 
 from rollout.config.models import fill_placeholders
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, DriverError, Health
+from rollout.plan.driver import CommandDriverSpec
 
 OUTPUT_LIMIT = 64 * 1024  # bytes of a deploy's output kept: its tail, where errors are
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a command past its timeout
@@ -48,21 +49,16 @@ class CommandSpec:
     health_timeout_s: float = 30.0
 
     @classmethod
-    def from_snapshot(cls, spec: Mapping[str, Any]) -> CommandSpec:
-        def argv(name: str) -> tuple[str, ...] | None:
-            value = spec.get(name)
-            return None if value is None else tuple(str(part) for part in value)
-
-        deploy = argv("deploy")
-        if not deploy:
+    def from_snapshot(cls, spec: CommandDriverSpec) -> CommandSpec:
+        if not spec.deploy:
             raise DriverError("command driver without a deploy command")
         return cls(
-            deploy=deploy,
-            status=argv("status"),
-            remove=argv("remove"),
-            health=argv("health"),
-            timeout_s=float(spec.get("timeout_s", 600.0)),
-            health_timeout_s=float(spec.get("health_timeout_s", 30.0)),
+            deploy=spec.deploy,
+            status=spec.status,
+            remove=spec.remove,
+            health=spec.health,
+            timeout_s=spec.timeout_s,
+            health_timeout_s=spec.health_timeout_s,
         )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +18,7 @@ from tenacity import (
 
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, DriverError, Health
 from rollout.paging.secrets import SecretError, SecretRef, scrub
+from rollout.plan.driver import HttpDriverSpec
 
 ATTEMPTS = 4  # per call, within its timeout: a restarting agent is tried again soon
 _SHOWN = 500  # characters of an agent's refusal kept in a message
@@ -35,13 +35,12 @@ class HttpSpec:
     request_timeout_s: float = 10.0
 
     @classmethod
-    def from_snapshot(cls, spec: Mapping[str, Any]) -> HttpSpec:
-        url = spec.get("url")
-        if not url:
+    def from_snapshot(cls, spec: HttpDriverSpec) -> HttpSpec:
+        if not spec.url:
             raise DriverError("http driver without the agent's url")
-        reference = spec.get("token")
-        token = None if not reference else SecretRef(**reference)
-        return cls(str(url).rstrip("/"), token, float(spec.get("request_timeout_s", 10.0)))
+        reference = spec.token
+        token = None if reference is None else SecretRef(reference.env, reference.file)
+        return cls(spec.url.rstrip("/"), token, spec.request_timeout_s)
 
 
 class HttpDriver:

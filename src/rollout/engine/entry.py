@@ -87,7 +87,7 @@ def _take_for_check(runtime: Runtime, upgrade: Upgrade, claim: int, until: datet
 
 def _retry_later(runtime: Runtime, upgrade: Upgrade, claim: int, reason: str) -> None:
     """Hand the row back to the ticker after a pause, instead of after the whole lease."""
-    pause = timedelta(seconds=upgrade.driver.get("poll_interval_s", 1.0))
+    pause = upgrade.driver.poll_interval
     with transaction(runtime.database_url) as session:
         session.execute(
             update(Upgrade)

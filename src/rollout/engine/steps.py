@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -56,6 +55,7 @@ from rollout.engine.progress import (
 from rollout.engine.runtime import Runtime
 from rollout.gates import GateContext, measure, policy_of
 from rollout.observability import events
+from rollout.plan.driver import DriverSpec
 from rollout.store.database import is_postgresql, transaction
 from rollout.store.models import Installation, Measurement, Page, Release, Rollout, Upgrade
 
@@ -205,9 +205,9 @@ def _ask_together(runtime: Runtime, claimed: list[_Claimed]) -> dict[int, Driver
     simulated fleet: one transaction instead of one per upgrade); return, by upgrade id, the
     driver its step asks. A driver that cannot, or a call that fails, leaves each upgrade to
     ask on its own, with its own error handling."""
-    groups: dict[str, list[_Claimed]] = defaultdict(list)
+    groups: dict[DriverSpec, list[_Claimed]] = defaultdict(list)
     for item in claimed:
-        groups[json.dumps(item.upgrade.driver, sort_keys=True)].append(item)
+        groups[item.upgrade.driver].append(item)  # frozen specs: equal ones hash alike
     drivers: dict[int, Driver] = {}
     for group in groups.values():
         spec = group[0].upgrade.driver
@@ -400,11 +400,11 @@ def _take(
 
 
 def _poll(upgrade: Upgrade) -> timedelta:
-    return timedelta(seconds=upgrade.driver.get("poll_interval_s", 1.0))
+    return upgrade.driver.poll_interval
 
 
 def _timeout(upgrade: Upgrade) -> timedelta:
-    return timedelta(seconds=upgrade.driver.get("deploy_timeout_s", 600.0))
+    return upgrade.driver.deploy_timeout
 
 
 def _act(

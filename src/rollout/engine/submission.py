@@ -13,14 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rollout.config import VERSION_PATTERN, Fleet
-from rollout.config.models import Environment, Service, Team, fill_placeholders
+from rollout.config.models import Environment, Service, Team
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import lock_service, replan
 from rollout.engine.runtime import Runtime
 from rollout.observability import events, tracing
 from rollout.plan import build
-from rollout.plan.build import build_plan
+from rollout.plan.build import build_plan, driver_spec
 from rollout.store.database import is_postgresql, transaction
 from rollout.store.models import Release, Rollout, Upgrade
 
@@ -168,7 +168,7 @@ def open_rollout(
                 stage_index=fleet.stage_index(environment.stage),
                 stage=environment.stage,
                 to_version=release.version,
-                driver=_driver_spec(environment),
+                driver=driver_spec(environment),
                 state=UpgradeState.PENDING,
                 claim=0,
                 created_at=now,
@@ -176,41 +176,6 @@ def open_rollout(
         )
     session.flush()
     return rollout
-
-
-def _seconds(value: Any) -> float:
-    return float(value.total_seconds())
-
-
-def _driver_spec(environment: Environment) -> dict[str, Any]:
-    driver = environment.driver
-    spec: dict[str, Any] = {
-        "type": driver.type,
-        "poll_interval_s": _seconds(driver.poll_interval),
-        "deploy_timeout_s": _seconds(driver.deploy_timeout),
-    }
-    if driver.type == "command":
-        spec.update(
-            deploy=list(driver.deploy),
-            status=None if driver.status is None else list(driver.status),
-            remove=None if driver.remove is None else list(driver.remove),
-            health=None if driver.health is None else list(driver.health),
-            timeout_s=_seconds(driver.timeout),
-            health_timeout_s=_seconds(driver.health_timeout),
-            state_dir=driver.state_dir,
-        )
-    elif driver.type == "http":
-        spec.update(
-            mode=driver.mode,
-            # Rendered here: the worker knows the environment only as the deploy's.
-            url=None
-            if driver.url is None
-            else fill_placeholders(driver.url, {"environment": environment.name}),
-            # The reference only: the worker reads the token itself, at each call.
-            token=None if driver.token is None else driver.token.model_dump(exclude_none=True),
-            request_timeout_s=_seconds(driver.request_timeout),
-        )
-    return spec
 
 
 def paging_spec(team: Team) -> Any:

@@ -7,8 +7,10 @@ from datetime import timedelta
 from rollout.config import Fleet
 from rollout.config.models import (
     Artifacts,
+    CommandDriver,
     Environment,
     Gate,
+    HttpDriver,
     HttpGate,
     MaintenanceWindow,
     PrometheusGate,
@@ -16,6 +18,14 @@ from rollout.config.models import (
     SoakGate,
     Stage,
     Team,
+    fill_placeholders,
+)
+from rollout.plan.driver import (
+    CommandDriverSpec,
+    DriverSpec,
+    HttpDriverSpec,
+    SecretReferenceSpec,
+    SimulatedDriverSpec,
 )
 from rollout.plan.models import (
     ArtifactsSpec,
@@ -191,4 +201,42 @@ def gate_spec(gate: Gate) -> GateSpec:
             "token_env": gate.token_env,
             "timeout_s": _seconds(gate.timeout),
         }
+    )
+
+
+def driver_spec(environment: Environment) -> DriverSpec:
+    """How a worker reaches `environment`'s driver, without the config."""
+    driver = environment.driver
+    poll, deploy_timeout = _seconds(driver.poll_interval), _seconds(driver.deploy_timeout)
+    if isinstance(driver, CommandDriver):
+        return CommandDriverSpec(
+            type="command",
+            poll_interval_s=poll,
+            deploy_timeout_s=deploy_timeout,
+            deploy=tuple(driver.deploy),
+            status=None if driver.status is None else tuple(driver.status),
+            remove=None if driver.remove is None else tuple(driver.remove),
+            health=None if driver.health is None else tuple(driver.health),
+            timeout_s=_seconds(driver.timeout),
+            health_timeout_s=_seconds(driver.health_timeout),
+            state_dir=driver.state_dir,
+        )
+    if isinstance(driver, HttpDriver):
+        return HttpDriverSpec(
+            type="http",
+            poll_interval_s=poll,
+            deploy_timeout_s=deploy_timeout,
+            mode=driver.mode,
+            # Rendered here: the worker knows the environment only as the deploy's.
+            url=None
+            if driver.url is None
+            else fill_placeholders(driver.url, {"environment": environment.name}),
+            # The reference only: the worker reads the token itself, at each call.
+            token=None
+            if driver.token is None
+            else SecretReferenceSpec(env=driver.token.env, file=driver.token.file),
+            request_timeout_s=_seconds(driver.request_timeout),
+        )
+    return SimulatedDriverSpec(
+        type="simulated", poll_interval_s=poll, deploy_timeout_s=deploy_timeout
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -25,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from rollout.plan import Plan
+from rollout.plan.driver import CommandDriverSpec, DriverSpec, HttpDriverSpec, SimulatedDriverSpec
 
 # The states in which a rollout may start upgrades (RUNNING, PAUSED): at most one per service.
 LIVE_ROLLOUT = "state IN ('running', 'paused')"
@@ -62,6 +64,28 @@ class PlanType(TypeDecorator[Plan]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Plan | None:
         return None if value is None else Plan.model_validate(value)
+
+
+_DRIVER_SPEC: TypeAdapter[DriverSpec] = TypeAdapter(DriverSpec)
+
+
+class DriverType(TypeDecorator[DriverSpec]):
+    """An upgrade's driver spec: stored as JSON, handed out validated as its type's spec."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: DriverSpec | None, dialect: Dialect
+    ) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if not isinstance(value, SimulatedDriverSpec | CommandDriverSpec | HttpDriverSpec):
+            raise TypeError(f"an upgrade's driver is a DriverSpec, not {type(value).__name__}")
+        return value.model_dump(mode="json")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> DriverSpec | None:
+        return None if value is None else _DRIVER_SPEC.validate_python(value)
 
 
 NAMING = {
@@ -138,7 +162,7 @@ class Upgrade(Base):
     stage: Mapped[str] = mapped_column(String(63))
     from_version: Mapped[str | None] = mapped_column(String(64))
     to_version: Mapped[str] = mapped_column(String(64))
-    driver: Mapped[dict[str, Any]] = mapped_column(JSON)
+    driver: Mapped[DriverSpec] = mapped_column(DriverType)
     state: Mapped[str] = mapped_column(String(20))
     # Why a pending upgrade waits: what people read, and the kind and subject (a HoldKind;
     # the stage, service, environment or rollout it waits for) that wakes are matched on.
