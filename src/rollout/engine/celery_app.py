@@ -9,6 +9,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
+from rollout.engine.broker import transport_for
 from rollout.engine.dispatch import DeliverNudge, EscalateNudge, StepNudge
 from rollout.engine.outbox import deliver, escalate
 from rollout.engine.progress import advance
@@ -23,6 +24,9 @@ QUEUE = "rollout"
 app = Celery("rollout")
 app.conf.update(
     broker_url=get_settings().broker_url,
+    # kombu's Redis transport with the repair that lets a worker outlive a Redis restart
+    # (engine/broker.py says what Celery 5.7 does wrong there).
+    broker_transport=transport_for(get_settings().broker_url),
     task_default_queue=QUEUE,
     # Every setting below serves one promise: at-least-once delivery of nudges to steps that
     # are idempotent and claim-checked. tests/e2e/test_faults.py kills workers, restarts
