@@ -1,6 +1,7 @@
 """The central promise under fire: 2,000+ upgrades on real workers while workers are killed,
-Redis and PostgreSQL restart, the pager refuses, a deploy hangs and two tickers race; then
-nothing is lost and nothing was done twice, by the database and by the fleet's own record."""
+Redis and PostgreSQL restart, the pager refuses, a deploy hangs, two tickers race and
+pipelines submit releases of one service at the same moment; then nothing is lost and
+nothing was done twice, by the database and by the fleet's own record."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +38,10 @@ from tests.waiting import wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 SERVICES = 46
+# Besides them, services whose pipelines submit several versions at the same moment, while
+# the faults go on: the newest accepted must supersede every other.
+CONTENDED = ("race-0", "race-1")
+CONTENDING_VERSIONS = 6
 ENVIRONMENTS = 50  # 5 canary, 15 staging, 30 production
 BAD_EVERY = 8  # svc-7, svc-15, … release a version whose gate fails in canary
 SLOW = "svc-0"  # its release deploys slowly; production-0's timeout is shorter than that
@@ -88,7 +94,8 @@ def _fleet() -> Fleet:
             "stages": [{"name": s} for s in sizes],
             "environments": environments,
             "services": [
-                {"name": f"svc-{i}", "team": "team-a", "gates": [gate]} for i in range(SERVICES)
+                {"name": name, "team": "team-a", "gates": [gate]}
+                for name in [f"svc-{i}" for i in range(SERVICES)] + list(CONTENDED)
             ],
             "simulation": {
                 "initial_version": "1.0.0",
@@ -307,6 +314,21 @@ def _seed(fleet: Fleet, url: str) -> None:
         session.execute(text(CLAIM_LOG))
 
 
+def _contend(runtime: Runtime, fleet: Fleet) -> dict[str, list[int]]:
+    """Every contended service's versions submitted at once, each from a thread of its own;
+    the rollouts accepted, by service."""
+    jobs = [(name, f"3.0.{n}") for name in CONTENDED for n in range(CONTENDING_VERSIONS)]
+    start = threading.Barrier(len(jobs))
+
+    def one(job: tuple[str, str]) -> tuple[str, int]:
+        start.wait()
+        return job[0], submit(runtime, fleet, *job).rollout_id
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        accepted = list(pool.map(one, jobs))
+    return {name: sorted(i for n, i in accepted if n == name) for name in CONTENDED}
+
+
 def _settled(url: str) -> bool:
     """Every rollout final, every delivery sent, every escalation done."""
     try:
@@ -364,9 +386,10 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
                     stack.start(name, ["ticker"], url=f"{url}?application_name={name}")
                 )
             runtime = Runtime(url, url)
-            for index, service in enumerate(fleet.services):
-                submit(runtime, fleet, service.name, _version(index))
+            for index in range(SERVICES):
+                submit(runtime, fleet, f"svc-{index}", _version(index))
             thread.start()
+            contended = _contend(runtime, fleet)
             wait_for(lambda: _settled(url), 720, "every rollout final and every page sent", 0.5)
         finally:
             chaos.stop_event.set()
@@ -418,6 +441,8 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
             1,
         ),
         "elapsed_s": round(elapsed, 1),
+        "contended": {name: len(ids) for name, ids in contended.items()},
+        "newest": [ids[-1] for ids in contended.values()],
     }
     with capsys.disabled():
         print("\nfault run:", json.dumps(figures))
@@ -461,15 +486,29 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
 
     # Every rollout is final: good ones succeeded, bad and the hung one failed.
     by_service = {r.service: r for r in rollouts}
-    for index, service in enumerate(fleet.services):
+    for index in range(SERVICES):
+        rollout = by_service[f"svc-{index}"]
         expected = "succeeded" if _version(index) == "2.0.0" else "failed"
-        assert by_service[service.name].state == expected, by_service[service.name].reason
-    assert all(u.state in {"succeeded", "rolled_back", "cancelled"} for u in upgrades), states
+        assert rollout.state == expected, rollout.reason
+    assert all(
+        u.state in {"succeeded", "rolled_back", "cancelled", "superseded"} for u in upgrades
+    ), states
+    # Of the versions of a service submitted together, one rollout lived on, the newest
+    # accepted, and it succeeded: every other was superseded.
+    for name, accepted in contended.items():
+        outcomes = {r.id: r.state for r in rollouts if r.service == name}
+        assert sorted(outcomes) == accepted, (name, outcomes)
+        newest = accepted[-1]
+        assert outcomes == {i: "succeeded" if i == newest else "superseded" for i in accepted}
 
     # Every environment runs the version the database says, and the right one.
     assert fleet_installed == db_installed
+    newest_version = {r.service: r.version for r in rollouts if r.id in figures["newest"]}
     for upgrade in upgrades:
         key = (upgrade.environment, upgrade.service)
+        if upgrade.service in contended:
+            assert db_installed[key] == newest_version[upgrade.service], key
+            continue
         want = upgrade.to_version if upgrade.state == "succeeded" else "1.0.0"
         assert db_installed[key] == want, (upgrade.id, upgrade.state)
 
