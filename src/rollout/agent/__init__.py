@@ -18,14 +18,9 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from rollout.config.base import Name
 from rollout.config.durations import PositiveDuration
-from rollout.config.models import (
-    DeployArgv,
-    HealthArgv,
-    Name,
-    RemoveArgv,
-    SecretReference,
-)
+from rollout.config.environments import DeployArgv, HealthArgv, RemoveArgv, SecretReference
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, DriverError, Health
 from rollout.drivers.command import CommandDriver, CommandSpec
 from rollout.paging.secrets import SecretRef

@@ -20,7 +20,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from rollout.config.models import fill_placeholders
+from rollout.config.base import fill_placeholders
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, DriverError, Health
 
 OUTPUT_LIMIT = 64 * 1024  # bytes of a deploy's output kept: its tail, where errors are

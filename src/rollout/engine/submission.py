@@ -13,14 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rollout.config import VERSION_PATTERN, Fleet
-from rollout.config.models import (
-    Artifacts,
-    Environment,
-    MaintenanceWindow,
-    Service,
-    Team,
-    fill_placeholders,
-)
+from rollout.config.base import fill_placeholders
+from rollout.config.environments import Environment, MaintenanceWindow
+from rollout.config.services import Artifacts, Service
+from rollout.config.teams import Team
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import lock_service, replan
