@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from datetime import time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -27,6 +26,7 @@ from rollout.config.base import (
 from rollout.config.durations import Duration, PositiveDuration
 from rollout.config.teams import Member
 from rollout.domain.constraints import DAYS, Window
+from rollout.secrets import SecretRef
 
 
 def _parallelism(value: object) -> object:
@@ -131,27 +131,6 @@ class CommandDriver(ConfigModel):
         return self.timeout + timedelta(minutes=1)
 
 
-class SecretReference(ConfigModel):
-    """Where a secret lives, never the secret: `{env: NAME}` or `{file: PATH}`."""
-
-    env: Annotated[str, Field(min_length=1)] | None = None
-    file: Annotated[str, Field(min_length=1)] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _a_reference(cls, data: Any) -> Any:
-        # Never echo an inline value: it may be the very secret that should not be there.
-        if not isinstance(data, Mapping):
-            raise ValueError("a secret is given by reference: {env: NAME} or {file: PATH}")
-        return data
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretReference:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("a secret reference names exactly one of `env` or `file`")
-        return self
-
-
 AGENT_URL_PLACEHOLDERS: tuple[str, ...] = ("environment",)
 
 
@@ -171,7 +150,7 @@ class HttpDriver(ConfigModel):
     # The agent's base URL (push only); placeholder {environment}.
     url: Annotated[str, AfterValidator(_check_agent_url)] | None = None
     # Sent as `Authorization: Bearer …` to a push agent; read on the worker at each call.
-    token: SecretReference | None = None
+    token: SecretRef | None = None
     # One call to the agent, its retries included. A step renews its lease while it waits,
     # so this may exceed ROLLOUT_LEASE_SECONDS (validate warns: a worker waits that long).
     request_timeout: PositiveDuration = timedelta(seconds=10)

@@ -18,7 +18,7 @@ from tenacity import (
 )
 
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, DriverError, Health
-from rollout.paging.secrets import SecretError, SecretRef, scrub
+from rollout.secrets import SecretError, SecretRef, scrub
 
 ATTEMPTS = 4  # per call, within its timeout: a restarting agent is tried again soon
 _SHOWN = 500  # characters of an agent's refusal kept in a message
