@@ -3,22 +3,18 @@ operators read everything; every refusal is a 4xx with a one-line message."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Response
 from sqlalchemy import select, text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rollout.api import reads
 from rollout.api.auth import READERS, STEERERS, allow, check_team, forbidden, visible_team
+from rollout.api.errors import ERRORS, RETRY_AFTER, install_error_handlers
+from rollout.api.limits import MAX_BODY, BodyLimit, known_query_parameters, query_check
 from rollout.api.schemas import (
     AgentTokenIn,
     AssignmentOut,
@@ -87,12 +83,6 @@ from rollout.store.tokens import (
     revoke_token,
 )
 
-log = logging.getLogger(__name__)
-
-MAX_BODY = 64 * 1024
-# Seconds a client is asked to wait when the database or the broker is unreachable: an
-# outage is usually a restart, and retrying sooner only adds to the load once it is back.
-RETRY_AFTER = "5"
 # PostgreSQL's integer: a larger id is no row of ours, and must not reach the driver.
 MAX_ID = 2**31 - 1
 
@@ -101,18 +91,6 @@ NameQuery = Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=63)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 SteerBody = Annotated[SteerIn | None, Body()]
 Steerer = Annotated[TokenInfo, Depends(allow(*STEERERS))]
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut, "description": what}
-    for code, what in {
-        400: "a malformed request",
-        401: "no token, or an unknown or revoked one",
-        403: "the token's scope, team or services do not allow this",
-        404: "no such thing",
-        413: "the request body is too large",
-        422: "the input breaks a pattern, a limit, or names an unknown field",
-    }.items()
-}
 
 
 def create_app(
@@ -132,12 +110,12 @@ def create_app(
         version="1",
         description="Submit releases, read rollouts, environments and pages, act on pages.",
         responses=ERRORS,
-        dependencies=[Depends(_query_check(known))],
+        dependencies=[Depends(query_check(known))],
     )
     app.state.database_url = database_url
     # Submission only writes rows; the ticker nudges workers, as for the CLI.
     runtime = runtime or Runtime(database_url, database_url, now=now)
-    _errors(app)
+    install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=max_body)
     tracing.instrument_app(app)
 
@@ -537,7 +515,7 @@ def create_app(
     from rollout.api.agents import agents_router
 
     app.include_router(agents_router(database_url, now))
-    known.update(_known_query_parameters(app))
+    known.update(known_query_parameters(app))
     return app
 
 
@@ -609,128 +587,3 @@ def _ping_broker(url: str) -> None:
     # kombu is untyped here; the call is a plain connect-and-close.
     with Connection(url, connect_timeout=2) as connection:  # type: ignore[no-untyped-call]
         connection.ensure_connection(max_retries=1, timeout=2)
-
-
-def _errors(app: FastAPI) -> None:
-    """Every refusal answers {"detail": "one line"}; nothing answers with a traceback."""
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": str(error.detail)}, error.status_code, headers=error.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": validation_message(error.errors())}, 422)
-
-    @app.exception_handler(OperationalError)
-    async def database_down(_: Request, error: OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", type(error.orig).__name__)
-        return JSONResponse(
-            {"detail": "the database is unavailable; try again"},
-            503,
-            headers={"Retry-After": RETRY_AFTER},
-        )
-
-
-def validation_message(errors: Any) -> str:
-    """`body.version: String should match pattern …; query.limit: …`, never the input
-    itself (it may be large, or a secret pasted in the wrong field)."""
-    parts = []
-    for error in errors:
-        where = ".".join(str(p) for p in error.get("loc", ()))
-        message = error.get("msg", "invalid")
-        if error.get("type") == "extra_forbidden":
-            message = "unknown field"
-        elif error.get("type") == "json_invalid":
-            message = "malformed JSON"
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts) or "invalid request"
-
-
-def _query_check(known: dict[int, frozenset[str]]) -> Callable[[Request], None]:
-    """A query parameter the endpoint does not know is a mistake: refuse it, as an unknown
-    field of a body is refused, rather than answer as if it had not been asked."""
-
-    def check(request: Request) -> None:
-        allowed = known.get(id(request.scope.get("route")), frozenset())
-        unknown = sorted(set(request.query_params) - allowed)
-        if unknown:
-            raise HTTPException(422, f"unknown query parameter(s): {', '.join(unknown)}")
-
-    return check
-
-
-def _known_query_parameters(app: FastAPI) -> dict[int, frozenset[str]]:
-    known = {}
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            names: set[str] = set()
-            stack = [route.dependant]
-            while stack:
-                dependant = stack.pop()
-                names |= {p.alias for p in dependant.query_params}
-                stack += dependant.dependencies
-            known[id(route)] = frozenset(names)
-    return known
-
-
-Scope_ = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-
-class BodyLimit:
-    """Refuse a request body over `limit` bytes with 413 before the application reads it,
-    whether the client announced its length or streams it in chunks."""
-
-    def __init__(self, app: Callable[[Scope_, Receive, Send], Awaitable[None]], limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        if length is not None:
-            if not length.isdigit():
-                await _refuse(send, 400, "malformed Content-Length")
-                return
-            if int(length) > self.limit:
-                await _refuse(send, 413, f"the request body is over {self.limit} bytes")
-                return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break  # the client went away; let the application see it
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await _refuse(send, 413, f"the request body is over {self.limit} bytes")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> MutableMapping[str, Any]:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-async def _refuse(send: Send, status: int, detail: str) -> None:
-    response = JSONResponse({"detail": detail}, status)
-    await response({"type": "http"}, _no_receive, send)
-
-
-async def _no_receive() -> MutableMapping[str, Any]:
-    return {"type": "http.disconnect"}
