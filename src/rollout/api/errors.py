@@ -34,6 +34,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def conflict(description: str) -> dict[int | str, dict[str, Any]]:
+    """The 409 a route documents besides ERRORS: a clash with what is recorded."""
+    return {409: {"model": ErrorOut, "description": description}}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
