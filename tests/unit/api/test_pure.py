@@ -56,7 +56,7 @@ def test_the_hash_is_sha256_hex() -> None:
 
 
 def test_validation_messages_name_the_field_never_the_input() -> None:
-    from rollout.api.app import validation_message
+    from rollout.api.errors import validation_message
 
     errors = [
         {"loc": ("body", "version"), "msg": "String should match pattern", "input": "s3cr3t"},
