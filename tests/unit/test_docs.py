@@ -79,9 +79,34 @@ def broken_links(path: Path, root: Path = ROOT) -> list[str]:
     return problems
 
 
+def test_the_docs_are_all_walked() -> None:
+    names = {str(path.relative_to(ROOT)) for path in documents()}
+    assert {"README.md", "bench/README.md", "workers/README.md", "docs/README.md"} <= names
+
+
 def test_every_relative_link_resolves() -> None:
     problems = [problem for path in documents() for problem in broken_links(path)]
     assert problems == []
+
+
+def test_every_doc_is_in_the_index() -> None:
+    index = set(links(ROOT / "docs" / "README.md"))
+    missing = [
+        path.name
+        for path in sorted((ROOT / "docs").glob("*.md"))
+        if path.name != "README.md" and path.name not in index
+    ]
+    assert missing == []
+
+
+def test_the_tour_runs_the_stack_as_operations_says() -> None:
+    """The README's commands for the real stack are the ones docs/operations.md explains."""
+
+    def stack_block(path: Path) -> str:
+        blocks = path.read_text(encoding="utf-8").split("```sh\n")
+        return next(b.split("```")[0] for b in blocks if "rollout db upgrade" in b)
+
+    assert stack_block(ROOT / "README.md") == stack_block(ROOT / "docs" / "operations.md")
 
 
 def test_a_broken_link_is_found(tmp_path: Path) -> None:
