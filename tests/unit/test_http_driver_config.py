@@ -114,8 +114,8 @@ def test_the_agent_config_names_the_file_and_field(tmp_path: Path) -> None:
     assert loaded.pull is not None and loaded.pull.api_url == "http://rollout:8000"
 
 
-def test_the_readme_agent_examples_load(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_the_documented_agent_examples_load(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "air-gapped.md").read_text()
     examples = [
         block.split("```", 1)[0] for block in readme.split("```yaml\n") if block.startswith("env")
     ]
