@@ -1,21 +1,20 @@
 """The central promise under fire: 2,000+ upgrades on real workers while workers are killed,
-Redis and PostgreSQL restart, the pager refuses, a deploy hangs and two tickers race; then
-nothing is lost and nothing was done twice, by the database and by the fleet's own record."""
+Redis and PostgreSQL restart, the pager refuses, a deploy hangs, two tickers race and
+pipelines submit releases of one service at the same moment; then nothing is lost and
+nothing was done twice, by the database and by the fleet's own record."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
-import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,11 +32,16 @@ from rollout.engine.submission import submit
 from rollout.store.database import engine_for, migrate, transaction
 from rollout.store.models import Delivery, Installation, Page, Rollout, Upgrade
 from tests.conftest import ROLLOUT, ROOT, PageReceiver
+from tests.e2e.servers import OwnPostgres, OwnRedis, pool_children
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 SERVICES = 46
+# Besides them, services whose pipelines submit several versions at the same moment, while
+# the faults go on: the newest accepted must supersede every other.
+CONTENDED = ("race-0", "race-1")
+CONTENDING_VERSIONS = 6
 ENVIRONMENTS = 50  # 5 canary, 15 staging, 30 production
 BAD_EVERY = 8  # svc-7, svc-15, … release a version whose gate fails in canary
 SLOW = "svc-0"  # its release deploys slowly; production-0's timeout is shorter than that
@@ -45,129 +49,9 @@ LEASE_S = 5
 KILL_EVERY_S = 3.0
 WORKER_GRACE_S = 8.0  # a worker is killed only once it has been up this long
 REFUSE_500, REFUSE_429 = 6, 6  # the pager's first answers
+# Seconds into the run: Redis restarts three times under load, PostgreSQL once between.
+RESTARTS = [(12.0, "redis"), (27.0, "redis"), (40.0, "postgres"), (52.0, "redis")]
 FINAL = ("succeeded", "failed", "superseded")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pg_bin(name: str) -> str:
-    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    if not found:
-        pytest.skip(f"no PostgreSQL server binaries ({name}) under /usr/lib/postgresql")
-    return str(found[-1])
-
-
-class OwnPostgres:
-    """A PostgreSQL server of the test's own, on a free port, so it can be killed."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        # Its own directory straight under /tmp: pytest's are private to root, and the
-        # server refuses to run as root, so as root it runs as the postgres user.
-        self.base = Path(tempfile.mkdtemp(prefix="rollout-faults-pg-"))
-        self.data = self.base / "data"
-        self.log = self.base / "postgres.log"
-        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.prefix:
-            shutil.chown(self.base, "postgres")
-        subprocess.run(
-            [
-                *self.prefix,
-                _pg_bin("initdb"),
-                "-D",
-                str(self.data),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "--no-sync",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 "
-            "-c max_connections=300 -c fsync=off"
-        )
-        subprocess.run(
-            [
-                *self.prefix,
-                _pg_bin("pg_ctl"),
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.log),
-                "-o",
-                options,
-                "-w",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-        )
-
-    def stop(self, mode: str = "immediate") -> None:
-        # immediate: every backend dies at once, as in a crash; start runs crash recovery.
-        subprocess.run(
-            [*self.prefix, _pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
-            check=False,
-            capture_output=True,
-        )
-
-    def remove(self) -> None:
-        shutil.rmtree(self.base, ignore_errors=True)
-
-
-class OwnRedis:
-    """A Redis server of the test's own, keeping nothing on disk: a restart loses every
-    queued and unacknowledged message."""
-
-    def __init__(self, base: Path) -> None:
-        self.port = _free_port()
-        self.log = base / "redis.log"
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("no redis-server binary")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--logfile",
-                str(self.log),
-            ],
-        )
-        client = redis.Redis.from_url(self.url)
-        wait_for(lambda: _pings(client), 20, "the test's Redis to answer")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
 
 
 def _fleet() -> Fleet:
@@ -210,7 +94,8 @@ def _fleet() -> Fleet:
             "stages": [{"name": s} for s in sizes],
             "environments": environments,
             "services": [
-                {"name": f"svc-{i}", "team": "team-a", "gates": [gate]} for i in range(SERVICES)
+                {"name": name, "team": "team-a", "gates": [gate]}
+                for name in [f"svc-{i}" for i in range(SERVICES)] + list(CONTENDED)
             ],
             "simulation": {
                 "initial_version": "1.0.0",
@@ -304,17 +189,11 @@ class Stack:
             process.wait()
 
 
-def _pool_children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
 @dataclass
 class Chaos:
     """Kills a random worker every few seconds (alternately the whole worker with its pool,
-    and one pool process under a living worker), restarts Redis once and PostgreSQL once."""
+    and one pool process under a living worker), restarts Redis three times and PostgreSQL
+    once, and restarts a worker that exited on its own as a supervisor would."""
 
     stack: Stack
     redis_server: OwnRedis
@@ -322,6 +201,8 @@ class Chaos:
     stop_event: threading.Event = field(default_factory=threading.Event)
     kills: Counter[str] = field(default_factory=Counter)
     restarts: list[str] = field(default_factory=list)
+    exits: Counter[str] = field(default_factory=Counter)  # workers' own exits, by exit code
+    exited_zero: list[str] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
     longest_queue: int = 0  # messages waiting in Redis, sampled each turn
 
@@ -334,29 +215,25 @@ class Chaos:
     def _run(self) -> None:
         rng = random.Random(7)
         began = time.monotonic()
-        plan = {"redis": 20.0, "postgres": 45.0}
+        plan = list(RESTARTS)
         turn = 0
         while not self.stop_event.wait(KILL_EVERY_S):
             turn += 1
             with suppress(redis.RedisError):
                 waiting = int(redis.Redis.from_url(self.redis_server.url).llen("rollout"))
                 self.longest_queue = max(self.longest_queue, waiting)
-            # As a supervisor would: a worker that died on its own (Celery gives up when a
-            # pool process dies while it starts) is started again.
-            for slot, worker in enumerate(self.stack.workers):
-                if worker.poll() is not None:
-                    self.stack.start_worker(slot)
+            self.reap()
             # A victim among the workers up long enough to be taking tasks: on a loaded
             # machine a worker takes seconds to start, and killing it sooner only stalls.
             now = time.monotonic()
             running = [
                 w
                 for w in self.stack.workers
-                if _pool_children(w.pid) and now - self.stack.born[w.pid] > WORKER_GRACE_S
+                if pool_children(w.pid) and now - self.stack.born[w.pid] > WORKER_GRACE_S
             ]
             if running:
                 worker = rng.choice(running)
-                children = _pool_children(worker.pid)
+                children = pool_children(worker.pid)
                 if turn % 2 and children:
                     # One pool process dies mid-task; its worker lives on and replaces it.
                     with suppress(ProcessLookupError):
@@ -369,18 +246,37 @@ class Chaos:
                     self.kills["whole worker"] += 1
                     self.stack.start_worker(self.stack.workers.index(worker))
             elapsed = time.monotonic() - began
-            if "redis" in plan and elapsed > plan["redis"]:
-                del plan["redis"]
-                self.redis_server.stop()
-                time.sleep(1.0)  # down for a while, as a restart takes
-                self.redis_server.start()
-                self.restarts.append(f"redis at {elapsed:.0f}s")
-            if "postgres" in plan and elapsed > plan["postgres"]:
-                del plan["postgres"]
-                self.postgres.stop("immediate")
-                time.sleep(1.0)
-                self.postgres.start()
-                self.restarts.append(f"postgres at {elapsed:.0f}s")
+            if plan and elapsed > plan[0][0]:
+                _, server = plan.pop(0)
+                self._restart(server)
+                self.restarts.append(f"{server} at {elapsed:.0f}s")
+
+    def _restart(self, server: str) -> None:
+        if server == "redis":
+            self.redis_server.stop()
+        else:
+            self.postgres.stop("immediate")
+        time.sleep(1.0)  # down for a while, as a restart takes
+        if server == "redis":
+            self.redis_server.start()
+        else:
+            self.postgres.start()
+
+    def reap(self, restart: bool = True) -> None:
+        """Count the workers that exited on their own and start them again, as a supervisor
+        that restarts on failure would (Celery gives up when a pool process dies while its
+        worker starts, and exits non-zero). One that exited 0 stopped for no reason such a
+        supervisor acts on: it is written down to fail the test, and started again only so
+        the run goes on."""
+        for slot, worker in enumerate(self.stack.workers):
+            code = worker.poll()
+            if code is None:
+                continue
+            self.exits[str(code)] += 1
+            if code == 0:
+                self.exited_zero.append(f"worker-{slot} (pid {worker.pid})")
+            if restart:
+                self.stack.start_worker(slot)
 
 
 @contextmanager
@@ -416,6 +312,21 @@ def _seed(fleet: Fleet, url: str) -> None:
             ],
         )
         session.execute(text(CLAIM_LOG))
+
+
+def _contend(runtime: Runtime, fleet: Fleet) -> dict[str, list[int]]:
+    """Every contended service's versions submitted at once, each from a thread of its own;
+    the rollouts accepted, by service."""
+    jobs = [(name, f"3.0.{n}") for name in CONTENDED for n in range(CONTENDING_VERSIONS)]
+    start = threading.Barrier(len(jobs))
+
+    def one(job: tuple[str, str]) -> tuple[str, int]:
+        start.wait()
+        return job[0], submit(runtime, fleet, *job).rollout_id
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        accepted = list(pool.map(one, jobs))
+    return {name: sorted(i for n, i in accepted if n == name) for name in CONTENDED}
 
 
 def _settled(url: str) -> bool:
@@ -475,13 +386,15 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
                     stack.start(name, ["ticker"], url=f"{url}?application_name={name}")
                 )
             runtime = Runtime(url, url)
-            for index, service in enumerate(fleet.services):
-                submit(runtime, fleet, service.name, _version(index))
+            for index in range(SERVICES):
+                submit(runtime, fleet, f"svc-{index}", _version(index))
             thread.start()
+            contended = _contend(runtime, fleet)
             wait_for(lambda: _settled(url), 720, "every rollout final and every page sent", 0.5)
         finally:
             chaos.stop_event.set()
             thread.join(timeout=60)
+            chaos.reap(restart=False)  # every worker still running at the end, or counted
             stack.stop()
         elapsed = time.monotonic() - began
         assert not chaos.errors, chaos.errors
@@ -510,6 +423,8 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
         "rollouts": dict(Counter(r.state for r in rollouts)),
         "kills": dict(chaos.kills),
         "restarts": chaos.restarts,
+        "worker_exits": dict(chaos.exits),
+        "worker_exits_0": chaos.exited_zero,
         "longest_queue": chaos.longest_queue,
         "pager_answers": dict(pager.answers),
         "pages": len(pages),
@@ -526,6 +441,8 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
             1,
         ),
         "elapsed_s": round(elapsed, 1),
+        "contended": {name: len(ids) for name, ids in contended.items()},
+        "newest": [ids[-1] for ids in contended.values()],
     }
     with capsys.disabled():
         print("\nfault run:", json.dumps(figures))
@@ -559,7 +476,9 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
     # The faults happened.
     assert len(deployed) >= 2000, figures
     assert sum(chaos.kills.values()) >= 10, figures
-    assert {c.split()[0] for c in chaos.restarts} == {"redis", "postgres"}, figures
+    assert Counter(c.split()[0] for c in chaos.restarts) == {"redis": 3, "postgres": 1}, figures
+    # No worker stopped as if told to: a worker that cannot go on exits non-zero.
+    assert not chaos.exited_zero, figures
     assert (pager.answers[500], pager.answers[429]) == (REFUSE_500, REFUSE_429), figures
     hung = [u for u in upgrades if u.environment == "production-0" and u.service == SLOW]
     assert [u.state for u in hung] == ["rolled_back"], figures
@@ -567,15 +486,29 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
 
     # Every rollout is final: good ones succeeded, bad and the hung one failed.
     by_service = {r.service: r for r in rollouts}
-    for index, service in enumerate(fleet.services):
+    for index in range(SERVICES):
+        rollout = by_service[f"svc-{index}"]
         expected = "succeeded" if _version(index) == "2.0.0" else "failed"
-        assert by_service[service.name].state == expected, by_service[service.name].reason
-    assert all(u.state in {"succeeded", "rolled_back", "cancelled"} for u in upgrades), states
+        assert rollout.state == expected, rollout.reason
+    assert all(
+        u.state in {"succeeded", "rolled_back", "cancelled", "superseded"} for u in upgrades
+    ), states
+    # Of the versions of a service submitted together, one rollout lived on, the newest
+    # accepted, and it succeeded: every other was superseded.
+    for name, accepted in contended.items():
+        outcomes = {r.id: r.state for r in rollouts if r.service == name}
+        assert sorted(outcomes) == accepted, (name, outcomes)
+        newest = accepted[-1]
+        assert outcomes == {i: "succeeded" if i == newest else "superseded" for i in accepted}
 
     # Every environment runs the version the database says, and the right one.
     assert fleet_installed == db_installed
+    newest_version = {r.service: r.version for r in rollouts if r.id in figures["newest"]}
     for upgrade in upgrades:
         key = (upgrade.environment, upgrade.service)
+        if upgrade.service in contended:
+            assert db_installed[key] == newest_version[upgrade.service], key
+            continue
         want = upgrade.to_version if upgrade.state == "succeeded" else "1.0.0"
         assert db_installed[key] == want, (upgrade.id, upgrade.state)
 

@@ -19,9 +19,9 @@ from rollout.plan import Plan, PrometheusGateSpec
 from rollout.plan.driver import (
     CommandDriverSpec,
     HttpDriverSpec,
-    SecretReferenceSpec,
     SimulatedDriverSpec,
 )
+from rollout.secrets import SecretRef
 from rollout.store.database import alembic_config, engine_for, migrate, transaction
 from rollout.store.models import Base, Release, Rollout, Upgrade
 from tests.conftest import fresh_database
@@ -243,6 +243,6 @@ def test_the_migration_to_driver_specs_in_full_fills_what_old_specs_lack(tmp_pat
     assert isinstance(http, HttpDriverSpec)
     assert (http.mode, http.token, http.request_timeout_s) == (
         "push",
-        SecretReferenceSpec(env="AGENT_TOKEN"),
+        SecretRef(env="AGENT_TOKEN"),
         10.0,
     )

@@ -96,6 +96,18 @@ def test_the_stack_has_its_processes() -> None:
     assert services["migrate"]["command"] == ["db", "upgrade"]
 
 
+def test_workers_and_ticker_come_back_after_a_failure() -> None:
+    # A worker that cannot go on exits non-zero (tests/e2e/test_worker_exit.py); only a
+    # restart policy brings it back. "no" would leave it down, and so would a policy that
+    # is missing (Compose's default is "no").
+    services = compose()["services"]
+    for name in ("worker", "ticker"):
+        policy = services[name].get("restart", "no")
+        assert policy in {"always", "unless-stopped"} or policy.startswith("on-failure"), name
+    # The one-shot migration must not loop once it has succeeded.
+    assert services["migrate"]["restart"] in {"no", "on-failure"}
+
+
 runner = CliRunner()
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from rollout.drivers import DeployPhase, DeployRequest, DriverError, Health
 from rollout.drivers.http import HttpDriver, HttpSpec
-from rollout.paging.secrets import SecretRef
+from rollout.secrets import SecretRef
 
 REQUEST = DeployRequest("upgrade-7", "prod-1", "checkout", "2.0.0")
 

@@ -11,7 +11,8 @@ from rollout.agent import AgentConfigError, load_agent_config
 from rollout.drivers import driver_for
 from rollout.drivers.http import HttpDriver
 from rollout.plan.build import driver_spec
-from rollout.plan.driver import HttpDriverSpec, SecretReferenceSpec
+from rollout.plan.driver import HttpDriverSpec
+from rollout.secrets import SecretRef
 from tests.unit.fleet_files import load_text, problems_in
 
 FLEET = """\
@@ -38,7 +39,7 @@ def test_the_snapshot_renders_the_url_and_keeps_the_token_a_reference(tmp_path: 
     push, pull = (driver_spec(e) for e in fleet.environments)
     assert isinstance(push, HttpDriverSpec) and isinstance(pull, HttpDriverSpec)
     assert push.url == "http://prod-1.agents:8480"
-    assert push.token == SecretReferenceSpec(env="AGENT_TOKEN")
+    assert push.token == SecretRef(env="AGENT_TOKEN")
     assert (push.mode, push.deploy_timeout_s, push.request_timeout_s) == (
         "push",
         300.0,
@@ -116,8 +117,8 @@ def test_the_agent_config_names_the_file_and_field(tmp_path: Path) -> None:
     assert loaded.pull is not None and loaded.pull.api_url == "http://rollout:8000"
 
 
-def test_the_readme_agent_examples_load(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_the_documented_agent_examples_load(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "air-gapped.md").read_text()
     examples = [
         block.split("```", 1)[0] for block in readme.split("```yaml\n") if block.startswith("env")
     ]

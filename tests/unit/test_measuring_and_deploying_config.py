@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rollout.config.models import fill_placeholders
+from rollout.config.base import fill_placeholders
 from rollout.drivers import driver_for
 from rollout.drivers.command import CommandDriver, render_argv
 from rollout.plan import PrometheusGateSpec, WebhookGateSpec

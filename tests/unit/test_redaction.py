@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from rollout.observability import redaction
-from rollout.paging.secrets import SecretRef
+from rollout.secrets import SecretRef
 
 
 @pytest.fixture(autouse=True)

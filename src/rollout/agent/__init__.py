@@ -18,17 +18,12 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from rollout.config.base import Name
 from rollout.config.durations import PositiveDuration
-from rollout.config.models import (
-    DeployArgv,
-    HealthArgv,
-    Name,
-    RemoveArgv,
-    SecretReference,
-)
+from rollout.config.environments import DeployArgv, HealthArgv, RemoveArgv
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, DriverError, Health
 from rollout.drivers.command import CommandDriver, CommandSpec
-from rollout.paging.secrets import SecretRef
+from rollout.secrets import SecretRef
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
@@ -64,13 +59,8 @@ class AgentConfig(_Model):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8480
     # Push: the token the orchestrator must send. Pull: the agent's own API token.
-    token: SecretReference | None = None
+    token: SecretRef | None = None
     pull: PullSettings | None = None
-
-    def secret(self) -> SecretRef | None:
-        if self.token is None:
-            return None
-        return SecretRef(env=self.token.env, file=self.token.file)
 
 
 class AgentConfigError(ValueError):

@@ -12,7 +12,7 @@ import httpx
 
 from rollout.agent import Agent, Conflict, PullSettings, WrongEnvironment
 from rollout.drivers import DeployPhase, DeployRequest, Health
-from rollout.paging.secrets import SecretError, SecretRef, scrub
+from rollout.secrets import SecretError, SecretRef, scrub
 
 log = logging.getLogger("rollout.agent")
 

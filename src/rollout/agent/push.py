@@ -9,9 +9,9 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from rollout.agent import KEY_PATTERN, Agent, Conflict, WrongEnvironment
-from rollout.config.models import NAME_PATTERN, VERSION_PATTERN
+from rollout.config.base import NAME_PATTERN, VERSION_PATTERN
 from rollout.drivers import DeployRequest, Health
-from rollout.paging.secrets import SecretError, SecretRef
+from rollout.secrets import SecretError, SecretRef
 
 
 class DeploymentIn(BaseModel):

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from fastapi import HTTPException, Request
 
+from rollout.api.context import context
 from rollout.store.database import reading
 from rollout.store.tokens import Scope, TokenInfo, find_token
 
@@ -29,7 +30,7 @@ def authenticate(request: Request) -> TokenInfo:
     kind, _, secret = header.partition(" ")
     if kind.lower() != "bearer" or not secret.strip():
         raise Unauthenticated("malformed Authorization header: expected Bearer <token>")
-    with reading(request.app.state.database_url) as session:
+    with reading(context(request).database_url) as session:
         token = find_token(session, secret.strip())
     if token is None:
         raise Unauthenticated("unknown token")

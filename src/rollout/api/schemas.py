@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from rollout.config import NAME_PATTERN, VERSION_PATTERN
 from rollout.store.tokens import NOTE_MAX, Scope
@@ -23,6 +23,15 @@ class Strict(BaseModel):
     """Unknown fields are refused, in requests and in what a client reads back."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # PostgreSQL refuses a NUL in text: the caller gets a 422 saying so, not a 500.
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("must not contain a NUL character")
+        return value
 
 
 class ErrorOut(Strict):

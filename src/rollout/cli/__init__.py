@@ -459,8 +459,16 @@ def worker(
     host = metrics_host or settings.metrics_host
     setup("worker", log_format=settings.log_format, metrics_port=port, metrics_host=host)
 
+    from celery.signals import celeryd_init
+
     from rollout.engine.celery_app import QUEUE
     from rollout.engine.celery_app import app as celery
+
+    # Celery's worker_main drops the worker's exit code: a worker that stops on an
+    # unrecoverable error ("Could not start worker processes", a broker error it cannot
+    # handle) would exit 0, and a supervisor restarting on failure would leave it down.
+    started: list[Any] = []
+    celeryd_init.connect(lambda instance, **_: started.append(instance), weak=False)
 
     # The pid keeps node names unique when several workers share a host.
     name = f"rollout-{os.getpid()}@%h"
@@ -479,6 +487,9 @@ def worker(
             name,
         ]
     )
+    code = started[-1].exitcode if started else None
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

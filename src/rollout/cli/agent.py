@@ -48,14 +48,14 @@ def agent(
 
         signal.signal(signal.SIGTERM, stopping)
         signal.signal(signal.SIGINT, stopping)
-        pull_forever(worker, settings.pull, settings.secret(), stop)
+        pull_forever(worker, settings.pull, settings.token, stop)
         return
 
     import uvicorn
 
     from rollout.agent.push import push_app
 
-    application = push_app(worker, settings.secret())
+    application = push_app(worker, settings.token)
     uvicorn.run(
         application,
         host=host or settings.host,

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from rollout.config import models
-from rollout.config.models import Fleet, dotted
+from rollout.config.base import ConfigModel
+from rollout.config.fleet import Fleet
+from rollout.config.references import dotted
 
 __all__ = ["ConfigError", "ConfigProblem", "load_fleet"]
 
@@ -298,10 +299,13 @@ def _unknown_field(name: object, known: Iterable[str]) -> str:
 
 
 def _field_names() -> set[str]:
+    """Every field of every config model: what an unknown field may be a typo of."""
     names: set[str] = set()
-    for value in vars(models).values():
-        if isinstance(value, type) and issubclass(value, BaseModel):
-            names.update(value.model_fields)
+    models: list[type[ConfigModel]] = [ConfigModel]
+    while models:
+        model = models.pop()
+        names.update(model.model_fields)
+        models.extend(model.__subclasses__())
     return names
 
 

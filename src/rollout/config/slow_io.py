@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from rollout.config.durations import format_duration
-from rollout.config.models import CommandDriver, Fleet, HttpDriver, SoakGate
+from rollout.config.environments import CommandDriver, HttpDriver
+from rollout.config.fleet import Fleet
+from rollout.config.gates import SoakGate
 from rollout.paging import channel_from_config
 
 

@@ -20,7 +20,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from rollout.config.models import fill_placeholders
+from rollout.config.base import fill_placeholders
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, DriverError, Health
 from rollout.plan.driver import CommandDriverSpec
 

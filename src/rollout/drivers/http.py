@@ -17,8 +17,8 @@ from tenacity import (
 )
 
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, DriverError, Health
-from rollout.paging.secrets import SecretError, SecretRef, scrub
 from rollout.plan.driver import HttpDriverSpec
+from rollout.secrets import SecretError, SecretRef, scrub
 
 ATTEMPTS = 4  # per call, within its timeout: a restarting agent is tried again soon
 _SHOWN = 500  # characters of an agent's refusal kept in a message
@@ -38,9 +38,7 @@ class HttpSpec:
     def from_snapshot(cls, spec: HttpDriverSpec) -> HttpSpec:
         if not spec.url:
             raise DriverError("http driver without the agent's url")
-        reference = spec.token
-        token = None if reference is None else SecretRef(reference.env, reference.file)
-        return cls(spec.url.rstrip("/"), token, spec.request_timeout_s)
+        return cls(spec.url.rstrip("/"), spec.token, spec.request_timeout_s)
 
 
 class HttpDriver:

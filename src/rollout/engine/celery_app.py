@@ -9,7 +9,8 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
-from rollout.engine.dispatch import DeliverNudge, EscalateNudge, StepNudge
+from rollout.engine.broker import transport_for
+from rollout.engine.dispatch import DeliverNudge, EscalateNudge, Message, StepBatch, messages
 from rollout.engine.outbox import deliver, escalate
 from rollout.engine.progress import advance
 from rollout.engine.runtime import Runtime
@@ -23,6 +24,9 @@ QUEUE = "rollout"
 app = Celery("rollout")
 app.conf.update(
     broker_url=get_settings().broker_url,
+    # kombu's Redis transport with the repair that lets a worker outlive a Redis restart
+    # (engine/broker.py says what Celery 5.7 does wrong there).
+    broker_transport=transport_for(get_settings().broker_url),
     task_default_queue=QUEUE,
     # Every setting below serves one promise: at-least-once delivery of nudges to steps that
     # are idempotent and claim-checked. tests/e2e/test_faults.py kills workers, restarts
@@ -52,50 +56,33 @@ app.conf.update(
 )
 
 
-# Steps per message: one message, one read and one write per rollout for the lot. Small
-# enough that both workers share a rollout's stage and a failure's rollback waits for few.
-STEP_BATCH = 25
-
-
 class CeleryDispatcher:
     delivers = True
 
     def send(self, nudges: Any) -> None:
-        nudges = list(nudges)
-        if not nudges:
+        batched = messages(nudges)
+        if not batched:
             return
-        stepping = sorted(
-            (n for n in nudges if isinstance(n, StepNudge)),
-            key=lambda n: (n.rollout_id, n.upgrade_id),
-        )
         with app.producer_or_acquire() as producer:
-            for start in range(0, len(stepping), STEP_BATCH):
-                claims = [(n.upgrade_id, n.claim) for n in stepping[start : start + STEP_BATCH]]
-                app.send_task("rollout.steps", (claims,), queue=QUEUE, producer=producer)
-            for nudge in nudges:
-                self._send_one(nudge, producer)
+            for message in batched:
+                self._send_one(message, producer)
 
     def waiting(self) -> int:
         with app.connection_or_acquire() as connection:
             declared = connection.default_channel.queue_declare(queue=QUEUE)
             return int(declared.message_count)
 
-    def _send_one(self, nudge: Any, producer: Any) -> None:
-        if isinstance(nudge, StepNudge):
-            return
-        if isinstance(nudge, DeliverNudge):
-            app.send_task(
-                "rollout.deliver", (nudge.delivery_id, nudge.claim), queue=QUEUE, producer=producer
-            )
-        elif isinstance(nudge, EscalateNudge):
-            app.send_task(
-                "rollout.escalate",
-                (nudge.page_id, nudge.escalations),
-                queue=QUEUE,
-                producer=producer,
-            )
+    def _send_one(self, message: Message, producer: Any) -> None:
+        args: tuple[object, ...]
+        if isinstance(message, StepBatch):
+            name, args = "rollout.steps", (list(message.claims),)
+        elif isinstance(message, DeliverNudge):
+            name, args = "rollout.deliver", (message.delivery_id, message.claim)
+        elif isinstance(message, EscalateNudge):
+            name, args = "rollout.escalate", (message.page_id, message.escalations)
         else:
-            app.send_task("rollout.advance", (nudge.rollout_id,), queue=QUEUE, producer=producer)
+            name, args = "rollout.advance", (message.rollout_id,)
+        app.send_task(name, args, queue=QUEUE, producer=producer)
 
 
 @cache

@@ -10,18 +10,19 @@ from rollout.engine.dispatch import (
     DeliverNudge,
     EscalateNudge,
     InProcessDispatcher,
-    Nudge,
-    StepNudge,
+    Message,
+    StepBatch,
 )
 from rollout.engine.outbox import deliver, escalate
 from rollout.engine.progress import advance
 from rollout.engine.runtime import Runtime
-from rollout.engine.steps import step
+from rollout.engine.steps import steps
 from rollout.engine.ticker import run_ticker
 
 
 class EmbeddedEngine:
-    """Runs the same steps as the Celery workers, on threads; used by `rollout demo`."""
+    """Runs the same steps as the Celery workers, batched as theirs are, on threads; used by
+    `rollout demo`."""
 
     def __init__(
         self,
@@ -42,15 +43,15 @@ class EmbeddedEngine:
         )
         self._ticker.start()
 
-    def _handle(self, nudge: Nudge) -> None:
-        if isinstance(nudge, StepNudge):
-            step(self.runtime, nudge.upgrade_id, nudge.claim)
-        elif isinstance(nudge, AdvanceNudge):
-            advance(self.runtime, nudge.rollout_id)
-        elif isinstance(nudge, DeliverNudge):
-            deliver(self.runtime, nudge.delivery_id, nudge.claim)
-        elif isinstance(nudge, EscalateNudge):
-            escalate(self.runtime, nudge.page_id, nudge.escalations)
+    def _handle(self, message: Message) -> None:
+        if isinstance(message, StepBatch):
+            steps(self.runtime, list(message.claims))
+        elif isinstance(message, AdvanceNudge):
+            advance(self.runtime, message.rollout_id)
+        elif isinstance(message, DeliverNudge):
+            deliver(self.runtime, message.delivery_id, message.claim)
+        elif isinstance(message, EscalateNudge):
+            escalate(self.runtime, message.page_id, message.escalations)
 
     def close(self) -> None:
         self._stop.set()

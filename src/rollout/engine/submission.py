@@ -13,7 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rollout.config import VERSION_PATTERN, Fleet
-from rollout.config.models import Environment, Service, Team
+from rollout.config.environments import Environment
+from rollout.config.services import Service
+from rollout.config.teams import Team
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import lock_service, replan

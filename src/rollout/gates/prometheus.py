@@ -7,7 +7,7 @@ from datetime import datetime
 
 import httpx
 
-from rollout.config.models import fill_placeholders
+from rollout.config.base import fill_placeholders
 from rollout.domain.conditions import Comparison, Condition, MissingValue, parse_condition
 from rollout.domain.conditions import render_value as _render_value
 from rollout.domain.gates import Measurement, Outcome

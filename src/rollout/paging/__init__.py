@@ -18,7 +18,7 @@ from rollout.paging.channels import (
     parse_retry_after,
 )
 from rollout.paging.delivery import DeliveryOutcome, DeliveryStatus, deliver_with_retries
-from rollout.paging.secrets import SecretError, SecretRef
+from rollout.secrets import SecretError, SecretRef
 
 __all__ = [
     "Action",

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from rollout.paging.secrets import SecretError, SecretRef, scrub
+from rollout.secrets import SecretError, SecretRef, scrub
 
 SEVERITIES = ("P0", "P1", "P2", "P3", "P4")
 KINDS = ("failure", "decision", "rollback_failed", "blocked")

@@ -5,26 +5,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 from rollout.config import Fleet
-from rollout.config.models import (
-    Artifacts,
+from rollout.config.base import fill_placeholders
+from rollout.config.environments import (
     CommandDriver,
     Environment,
-    Gate,
     HttpDriver,
-    HttpGate,
     MaintenanceWindow,
-    PrometheusGate,
-    Service,
-    SoakGate,
     Stage,
-    Team,
-    fill_placeholders,
 )
+from rollout.config.gates import Gate, HttpGate, PrometheusGate, SoakGate
+from rollout.config.services import Artifacts, Service
+from rollout.config.teams import Team
 from rollout.plan.driver import (
     CommandDriverSpec,
     DriverSpec,
     HttpDriverSpec,
-    SecretReferenceSpec,
     SimulatedDriverSpec,
 )
 from rollout.plan.models import (
@@ -232,9 +227,7 @@ def driver_spec(environment: Environment) -> DriverSpec:
             if driver.url is None
             else fill_placeholders(driver.url, {"environment": environment.name}),
             # The reference only: the worker reads the token itself, at each call.
-            token=None
-            if driver.token is None
-            else SecretReferenceSpec(env=driver.token.env, file=driver.token.file),
+            token=driver.token,
             request_timeout_s=_seconds(driver.request_timeout),
         )
     return SimulatedDriverSpec(

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rollout.secrets import SecretRef
+
 
 class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -40,18 +42,11 @@ class CommandDriverSpec(_DriverSpec):
     state_dir: str | None
 
 
-class SecretReferenceSpec(_Spec):
-    """Where the worker reads a secret at each call: its value never enters the spec."""
-
-    env: str | None = None
-    file: str | None = None
-
-
 class HttpDriverSpec(_DriverSpec):
     type: Literal["http"]
     mode: Literal["push", "pull"]
     url: str | None  # rendered for its environment: the worker knows no config
-    token: SecretReferenceSpec | None
+    token: SecretRef | None  # the reference: the worker reads the token at each call
     request_timeout_s: float
 
 

@@ -1,11 +1,15 @@
-"""Secret references: a routing key or webhook URL named by config, read only at delivery."""
+"""Secrets by reference: where a routing key, webhook URL, token or password lives (an
+environment variable or a file), read only when it is used. The one secret type of config,
+plan, channels, drivers and agents."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rollout.observability import redaction
 
@@ -14,23 +18,30 @@ class SecretError(Exception):
     """A secret could not be read: the message names where it was looked for, never a value."""
 
 
-@dataclass(frozen=True)
-class SecretRef:
-    """Where a secret lives: an environment variable or a file, exactly one of them.
+class SecretRef(BaseModel):
+    """Where a secret lives, never the secret: `{env: NAME}` or `{file: PATH}`, exactly one.
 
     The repr shows the variable's name or the file's path, which are config, not secrets.
     """
 
-    env: str | None = None
-    file: str | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
+    env: Annotated[str, Field(min_length=1)] | None = None
+    file: Annotated[str, Field(min_length=1)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_reference(cls, data: Any) -> Any:
+        # Never echo an inline value: it may be the very secret that should not be there.
+        if not isinstance(data, Mapping):
+            raise ValueError("a secret is given by reference: {env: NAME} or {file: PATH}")
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
         if (self.env is None) == (self.file is None):
             raise ValueError("a secret reference names exactly one of `env` or `file`")
-        if self.env is not None and not self.env:
-            raise ValueError("a secret reference's `env` is an empty variable name")
-        if self.file is not None and not self.file:
-            raise ValueError("a secret reference's `file` is an empty path")
+        return self
 
     @property
     def where(self) -> str:

@@ -1,0 +1,32 @@
+"""The API's routers, one per resource, in the order the OpenAPI document lists them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from rollout.api.routes import (
+    agents,
+    config,
+    fleet,
+    freezes,
+    health,
+    oncall,
+    pages,
+    releases,
+    rollouts,
+    tokens,
+)
+
+# The order routes are included is the order of the document's paths (and of /docs).
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    releases.router,
+    freezes.router,
+    rollouts.router,
+    fleet.router,
+    oncall.router,
+    pages.router,
+    config.router,
+    tokens.router,
+    agents.router,
+)

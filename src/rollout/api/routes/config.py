@@ -1,0 +1,18 @@
+"""The fleet config this API serves, for an admin to check what was loaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from rollout.api.deps import Admin, Context
+
+router = APIRouter(tags=["config"])
+
+
+@router.get("/v1/config")
+def get_config(_: Admin, ctx: Context) -> dict[str, Any]:
+    """The fleet config this API serves, as loaded and validated. Secrets appear only as
+    the references the config names ({env} or {file}), never their values."""
+    return ctx.fleet.model_dump(mode="json")
