@@ -4,7 +4,6 @@ caller's, and each change goes out to the channels the page went through."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 
@@ -39,7 +38,7 @@ def respond(
     token_id: int | None = None,
     note: str | None = None,
     to_team: str | None = None,
-    to_paging: PagingSpec | Mapping[str, object] | None = None,
+    to_paging: PagingSpec | None = None,
 ) -> Page | None:
     """Apply a response to a page; return the new page when a misroute re-pages a team."""
     if response in (Response.ACKNOWLEDGE, Response.RESOLVE):
@@ -66,8 +65,7 @@ def respond(
     if session.scalar(select(Page.id).where(Page.dedup_key == again.dedup_key)) is not None:
         return None  # re-paged already: once per dedup key
     session.add(again)
-    # api/app.py, mid-split into routers, still annotates the spec as a dict: take both.
-    address(session, again, PagingSpec.model_validate(to_paging), now)
+    address(session, again, to_paging, now)
     return again
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -15,13 +14,11 @@ from sqlalchemy.orm import Session
 from rollout.config import VERSION_PATTERN, Fleet
 from rollout.config.environments import Environment
 from rollout.config.services import Service
-from rollout.config.teams import Team
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_rollout
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import lock_service, replan
 from rollout.engine.runtime import Runtime
 from rollout.observability import events, tracing
-from rollout.plan import build
 from rollout.plan.build import build_plan, driver_spec
 from rollout.store.database import is_postgresql, transaction
 from rollout.store.models import Release, Rollout, Upgrade
@@ -178,9 +175,3 @@ def open_rollout(
         )
     session.flush()
     return rollout
-
-
-def paging_spec(team: Team) -> Any:
-    """rollout.plan.build.paging_spec, for api/app.py until its split into routers lands
-    (it annotates what this returns as a dict, and may not be edited meanwhile)."""
-    return build.paging_spec(team)

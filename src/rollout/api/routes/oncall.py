@@ -12,7 +12,7 @@ from rollout.api.deps import Context, NamePath, Reader
 from rollout.api.schemas import AssignmentOut, OnCallOut
 from rollout.domain.oncall import Assignment
 from rollout.engine.outbox import on_call_now
-from rollout.engine.submission import paging_spec
+from rollout.plan.build import paging_spec
 from rollout.store.database import reading
 
 router = APIRouter(tags=["on-call"])

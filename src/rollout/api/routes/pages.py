@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Query
 from sqlalchemy import select
@@ -17,7 +17,8 @@ from rollout.api.schemas import FeedbackIn, MisroutedIn, PageList, PageView
 from rollout.domain.pages import PageAction
 from rollout.engine.responding import Response as PageResponse
 from rollout.engine.responding import ResponseRefused, respond
-from rollout.engine.submission import paging_spec
+from rollout.plan import PagingSpec
+from rollout.plan.build import paging_spec
 from rollout.store.database import reading, transaction
 from rollout.store.models import Page
 from rollout.store.tokens import TokenInfo
@@ -78,7 +79,7 @@ def _respond(
     response: PageResponse,
     note: str | None = None,
     to_team: str | None = None,
-    to_paging: dict[str, Any] | None = None,
+    to_paging: PagingSpec | None = None,
 ) -> PageView:
     # The engine's rules: acknowledging stops escalation and tells the page's channels;
     # a misroute resolves it here and pages the right team.
