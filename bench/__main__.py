@@ -395,7 +395,7 @@ def _states(url: str) -> dict[str, int]:
 
 def _round(running: Stack, fleet: Fleet, version: str, bad_share: float) -> dict[str, Any]:
     """Submit `version` for every service, wait until every rollout is final, and measure."""
-    runtime = Runtime(running.database_url, running.database_url)
+    runtime = Runtime(running.database_url)
     bad_every = round(1 / bad_share) if bad_share else 0
     before = _states(running.database_url)
     xact_before = _transactions(running.database_url)

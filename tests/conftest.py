@@ -30,6 +30,7 @@ from sqlalchemy.exc import OperationalError
 
 from rollout.config import Fleet, load_fleet
 from rollout.drivers.simulated import SimulatedFleet, simulated_fleet
+from rollout.engine.backends import Backends
 from rollout.engine.runtime import Runtime
 from rollout.store.database import transaction
 from rollout.store.models import Installation
@@ -283,4 +284,5 @@ def simulator(cluster: Cluster, fleet: Fleet) -> Iterator[SimulatedFleet]:
 @pytest.fixture
 def runtime(cluster: Cluster) -> Runtime:
     """Submits as the CLI does: no broker in this process, the ticker picks work up."""
-    return Runtime(cluster.database_url, cluster.database_url)
+    url = cluster.database_url
+    return Runtime(url, Backends.real(url, url))

@@ -16,9 +16,27 @@ from datetime import datetime
 
 from rollout.domain.gates import Measurement, Outcome
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, Health
-from rollout.paging.channels import Action, PageMessage, RetryableDeliveryError
+from rollout.engine.backends import Backends
+from rollout.gates import GateContext
+from rollout.paging.channels import CHANNEL_TYPES, Action, PageMessage, RetryableDeliveryError
+from rollout.plan import GateSpec
 
-__all__ = ["DeployScript", "InMemoryDriver", "RecordingChannel", "ScriptedGate"]
+__all__ = ["DeployScript", "InMemoryDriver", "RecordingChannel", "ScriptedGate", "stub_backends"]
+
+DRIVER_TYPES = ("simulated", "command", "http")
+GATE_TYPES = ("http", "soak", "prometheus", "webhook")
+
+
+def stub_backends(
+    driver: InMemoryDriver, gate: ScriptedGate, channel: RecordingChannel
+) -> Backends:
+    """Backends whose every driver, gate and channel type is the stub given: a plan made
+    from any fleet config runs against them unchanged."""
+    return Backends(
+        drivers=dict.fromkeys(DRIVER_TYPES, lambda _spec: driver),
+        gates=dict.fromkeys(GATE_TYPES, gate),
+        channels=dict.fromkeys(CHANNEL_TYPES, lambda _spec: channel),
+    )
 
 
 @dataclass(frozen=True)
@@ -110,6 +128,9 @@ class ScriptedGate:
 
     scripts: dict[tuple[str, str, str], list[Outcome]] = field(default_factory=dict)
     taken: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def __call__(self, spec: GateSpec, context: GateContext, now: datetime) -> Measurement:
+        return self.measure(context.environment, context.service, context.version, now)
 
     def measure(self, environment: str, service: str, version: str, now: datetime) -> Measurement:
         place = (environment, service, version)

@@ -385,7 +385,7 @@ def test_nothing_is_lost_and_nothing_done_twice_under_faults(
                 stack.others.append(
                     stack.start(name, ["ticker"], url=f"{url}?application_name={name}")
                 )
-            runtime = Runtime(url, url)
+            runtime = Runtime(url)
             for index in range(SERVICES):
                 submit(runtime, fleet, f"svc-{index}", _version(index))
             thread.start()

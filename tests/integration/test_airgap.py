@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from rollout.config import Fleet
 from rollout.drivers.simulated import SimulatedFleet, simulated_fleet
+from rollout.engine.backends import Backends
 from rollout.engine.entry import admit
 from rollout.engine.runtime import Runtime
 from rollout.engine.steps import step
@@ -295,7 +296,7 @@ def test_a_scanner_finding_blocks_and_pages_without_its_output(
 def quiet_runtime() -> Iterator[Runtime]:
     with fresh_database("rollout_airgap") as url:
         simulated_fleet(url)
-        yield Runtime(url, url)
+        yield Runtime(url, Backends.real(url, url))
 
 
 def _ready(runtime: Runtime, rollout_id: int) -> Upgrade:

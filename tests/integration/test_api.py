@@ -94,7 +94,7 @@ def make_world(url: str, **options: Any) -> World:
     with transaction(url) as session:
         session.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     fleet = load_fleet(FIXTURES / "fleet.yaml")
-    runtime = Runtime(url, url)
+    runtime = Runtime(url)
     rollouts = {
         "checkout": submit(runtime, fleet, "checkout", "1.1.0", DIGEST).rollout_id,
         "search-api": submit(runtime, fleet, "search-api", "2.0.0", DIGEST).rollout_id,

@@ -18,9 +18,9 @@ from rollout.drivers import (
     DeployStatus,
     DriverError,
     Health,
-    driver_for,
 )
 from rollout.drivers.command import CommandDriver, CommandSpec
+from rollout.engine.backends import Backends
 from rollout.plan.driver import CommandDriverSpec
 from tests.waiting import wait_for
 
@@ -70,7 +70,7 @@ def _driver(tmp_path: Path, script: Path, mode: str = "ok", **extra: Any) -> Com
         "state_dir": str(tmp_path / "state"),
         **extra,
     }
-    driver = driver_for(CommandDriverSpec.model_validate(spec), "sqlite://")
+    driver = Backends.real("sqlite://", "sqlite://").driver(CommandDriverSpec.model_validate(spec))
     assert isinstance(driver, CommandDriver)
     return driver
 

@@ -20,8 +20,9 @@ import yaml
 from sqlalchemy import select
 
 from rollout.config import Fleet
-from rollout.drivers import DeployPhase, DeployRequest, DriverError, Health, driver_for
+from rollout.drivers import DeployPhase, DeployRequest, DriverError, Health
 from rollout.drivers.simulated import SimulatedFleet
+from rollout.engine.backends import Backends
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.plan.driver import HttpDriverSpec
@@ -148,7 +149,7 @@ def agent(tmp_path: Path) -> Iterator[AgentProcess]:
 def _driver(url: str, **extra: Any) -> Any:
     spec = {"type": "http", "mode": "push", "url": url, "token": None, "request_timeout_s": 5.0}
     timing = {"poll_interval_s": 0.1, "deploy_timeout_s": 60.0}
-    return driver_for(HttpDriverSpec.model_validate(spec | timing | extra), "")
+    return Backends.real("", "").driver(HttpDriverSpec.model_validate(spec | timing | extra))
 
 
 def _finished(driver: Any, key: str) -> Any:

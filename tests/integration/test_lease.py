@@ -17,7 +17,9 @@ from sqlalchemy import select
 
 from rollout.config import Fault, load_fleet
 from rollout.drivers.simulated import simulated_fleet
+from rollout.engine.backends import Backends
 from rollout.engine.embedded import EmbeddedEngine
+from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.store.database import migrate, transaction
 from rollout.store.models import Delivery, Installation, Upgrade
@@ -70,7 +72,8 @@ def engine(database_url: str, tmp_path: Path) -> Iterator[EmbeddedEngine]:
             Installation(environment=e, service=s, version=v, updated_at=now)
             for (e, s), v in pairs.items()
         )
-    with EmbeddedEngine(database_url, simulator_url) as running:
+    runtime = Runtime(database_url, Backends.real(simulator_url, database_url))
+    with EmbeddedEngine(runtime) as running:
         running.runtime.lease = LEASE
         yield running
 

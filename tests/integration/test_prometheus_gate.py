@@ -16,7 +16,8 @@ import pytest
 
 from rollout.domain.gates import Measurement, Outcome
 from rollout.drivers import DeployRequest, DeployStatus, Health
-from rollout.gates import GateContext, measure
+from rollout.engine.backends import Backends
+from rollout.gates import GateContext
 from rollout.gates.prometheus import render_query
 from rollout.plan import PrometheusGateSpec
 from tests.waiting import wait_for
@@ -28,6 +29,9 @@ QUERY = (
     'sum(rate(app_requests_total{service="{service}",version="{version}",code="500"}[5s]))'
     ' / sum(rate(app_requests_total{service="{service}",version="{version}"}[5s]))'
 )
+
+# The real gates, as a worker measures with them.
+measure = Backends.real("sqlite://", "sqlite://").measure
 
 
 class _App(BaseHTTPRequestHandler):

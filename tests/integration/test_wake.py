@@ -30,7 +30,7 @@ _PATCH = count()  # a release is one per service and version
 @pytest.fixture
 def runtime() -> Iterator[Runtime]:
     with fresh_database("rollout_wake") as url:
-        yield Runtime(url, url, now=lambda: NOW)
+        yield Runtime(url, now=lambda: NOW)
 
 
 def _rollout(

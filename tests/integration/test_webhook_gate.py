@@ -15,13 +15,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from rollout.domain.gates import Outcome
 from rollout.drivers import DeployRequest, DeployStatus, Health
-from rollout.gates import GateContext, measure
+from rollout.engine.backends import Backends
+from rollout.gates import GateContext
 from rollout.observability import tracing
 from rollout.plan import WebhookGateSpec
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 RECEIVED: list[tuple[str, dict[str, Any], str | None]] = []
 RELEASE = threading.Event()
+
+# The real gates, as a worker measures with them.
+measure = Backends.real("sqlite://", "sqlite://").measure
 
 
 class _Judge(BaseHTTPRequestHandler):

@@ -12,6 +12,7 @@ import pytest
 from rollout.domain.states import UpgradeState
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, Health
 from rollout.engine import steps
+from rollout.engine.backends import Backends
 from rollout.engine.runtime import Runtime
 from rollout.engine.steps import _Answered, _Claimed
 from rollout.store.models import Rollout, Upgrade
@@ -92,7 +93,7 @@ def _claimed(upgrade_id: int, state: UpgradeState, deploy: bool) -> _Claimed:
         service="web",
         to_version="2.0.0",
         state=state,
-        driver=SIMULATED,  # driver_for is replaced: any spec names the batching driver
+        driver=SIMULATED,  # the runtime's only driver: the batching one
     )
     return _Claimed(upgrade, Rollout(id=1), claim=1, taken=[], deploy=deploy)
 
@@ -102,14 +103,14 @@ def test_a_batch_reads_its_probes_together_only_when_its_deploys_were_asked_toge
     monkeypatch: pytest.MonkeyPatch, broken: str | None
 ) -> None:
     driver = Batching(broken)
-    monkeypatch.setattr(steps, "driver_for", lambda *args: driver)
     batch = [
         _claimed(1, UpgradeState.DEPLOYING, deploy=True),
         _claimed(2, UpgradeState.DEPLOYING, deploy=False),
         _claimed(3, UpgradeState.VERIFYING, deploy=False),
     ]
 
-    asked = steps._ask_together(Runtime("sqlite://", "sqlite://"), batch)
+    runtime = Runtime("sqlite://", Backends(drivers={"simulated": lambda spec: driver}))
+    asked = steps._ask_together(runtime, batch)
 
     transports = {asked[item.upgrade.id].transport() for item in batch}
     if broken is None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rollout.agent import AgentConfigError, load_agent_config
-from rollout.drivers import driver_for
 from rollout.drivers.http import HttpDriver
+from rollout.engine.backends import Backends
 from rollout.plan.build import driver_spec
 from rollout.plan.driver import HttpDriverSpec
 from rollout.secrets import SecretRef
@@ -45,7 +45,7 @@ def test_the_snapshot_renders_the_url_and_keeps_the_token_a_reference(tmp_path: 
         300.0,
         10.0,
     )
-    assert isinstance(driver_for(push, "sqlite://"), HttpDriver)
+    assert isinstance(Backends.real("sqlite://", "sqlite://").driver(push), HttpDriver)
     assert (pull.mode, pull.url, pull.token, pull.poll_interval_s) == (
         "pull",
         None,

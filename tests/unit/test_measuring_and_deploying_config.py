@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from rollout.config.base import fill_placeholders
-from rollout.drivers import driver_for
 from rollout.drivers.command import CommandDriver, render_argv
+from rollout.engine.backends import Backends
 from rollout.plan import PrometheusGateSpec, WebhookGateSpec
 from rollout.plan.build import build_plan, driver_spec
 from rollout.plan.driver import CommandDriverSpec
@@ -64,7 +64,7 @@ def test_the_new_types_load_and_snapshot_without_secrets(tmp_path: Path) -> None
     assert driver.deploy[-1] == '--set-json={"a":1}'
     # The engine gives up after the driver would have killed the command.
     assert driver.timeout_s == 300.0 and driver.deploy_timeout_s > 300.0
-    built = driver_for(driver, "sqlite://")
+    built = Backends.real("sqlite://", "sqlite://").driver(driver)
     assert isinstance(built, CommandDriver)
     assert built.state_dir == Path("/var/lib/rollout/command-driver")
 

@@ -40,7 +40,7 @@ def create_app(
         database_url=database_url,
         fleet=fleet,
         # Submission only writes rows; the ticker nudges workers, as for the CLI.
-        runtime=runtime or Runtime(database_url, database_url, now=now),
+        runtime=runtime or Runtime(database_url, now=now),
         now=now,
         broker_url=broker_url,
     )

@@ -24,8 +24,10 @@ from rollout.cli.hygiene import gather, print_report, report_json
 from rollout.config import Fleet, load_fleet
 from rollout.domain.pages import PageState
 from rollout.drivers.simulated import SimulatedFleet, simulated_fleet
+from rollout.engine.backends import Backends
 from rollout.engine.embedded import EmbeddedEngine
 from rollout.engine.responding import Response, respond
+from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.observability import setup, tracing
 from rollout.store.database import migrate, reading, transaction
@@ -139,7 +141,8 @@ def run_demo(config: Path | None, console: Console | None) -> dict[str, Any]:
     simulator_url = f"sqlite:///{workdir / 'simulator.db'}"
     _seed(fleet, simulated_fleet(simulator_url), database_url)
 
-    with EmbeddedEngine(database_url, simulator_url) as engine:
+    runtime = Runtime(database_url, Backends.real(simulator_url, database_url))
+    with EmbeddedEngine(runtime) as engine:
         submitted = [submit(engine.runtime, fleet, s, v) for s, v in _releases(fleet)]
         total = sum(len(fleet.environments_of(fleet.service(s))) for s, _ in _releases(fleet))
         progress = Progress(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 import httpx
 
-from rollout.plan.driver import CommandDriverSpec, DriverSpec, SimulatedDriverSpec
+from rollout.plan.driver import CommandDriverSpec, DriverSpec, HttpDriverSpec
 
 
 class DeployPhase(StrEnum):
@@ -50,8 +50,14 @@ class Driver(Protocol):
 
     def health(self, environment: str, service: str) -> Health: ...
 
-    def transport(self) -> httpx.BaseTransport | None:
-        """Where this environment's gates send HTTP probes (None: the real network)."""
+
+@runtime_checkable
+class ProbesThrough(Protocol):
+    """A driver whose environments answer their gates' HTTP probes themselves (the
+    simulated fleet): every other driver's probes go over the real network."""
+
+    def transport(self) -> httpx.BaseTransport:
+        """Where this environment's gates send HTTP probes."""
         ...
 
 
@@ -80,28 +86,37 @@ class DriverError(RuntimeError):
     """The driver could not be asked (unreachable, refused): the step is retried later."""
 
 
-def driver_for(spec: DriverSpec, simulator_url: str, database_url: str | None = None) -> Driver:
-    """The driver an environment's snapshot names; `simulator_url` locates the simulated
-    fleet's database, `database_url` the engine's (where pull-mode deploys are recorded)."""
-    if isinstance(spec, SimulatedDriverSpec):
+def real_drivers(simulator_url: str, database_url: str) -> dict[str, DriverFactory]:
+    """The driver of each type: `simulator_url` locates the simulated fleet's database,
+    `database_url` the engine's (where pull-mode deploys are recorded)."""
+
+    def simulated(_: DriverSpec) -> Driver:
         from rollout.drivers.simulated import simulated_driver
 
         return simulated_driver(simulator_url)
-    if isinstance(spec, CommandDriverSpec):
+
+    def command(spec: DriverSpec) -> Driver:
         from pathlib import Path
 
         from rollout.drivers.command import CommandDriver, CommandSpec
         from rollout.settings import get_settings
 
+        assert isinstance(spec, CommandDriverSpec)
         configured = spec.state_dir
         state_dir = Path(configured) if configured else get_settings().data_dir / "command-driver"
         return CommandDriver(CommandSpec.from_snapshot(spec), state_dir)
-    if spec.mode == "push":
-        from rollout.drivers.http import HttpDriver, HttpSpec
 
-        return HttpDriver(HttpSpec.from_snapshot(spec))
-    from rollout.drivers.pull import PullDriver
+    def http(spec: DriverSpec) -> Driver:
+        assert isinstance(spec, HttpDriverSpec)
+        if spec.mode == "push":
+            from rollout.drivers.http import HttpDriver, HttpSpec
 
-    if database_url is None:
-        raise DriverError("a pull-mode driver needs the engine's database")
-    return PullDriver(database_url)
+            return HttpDriver(HttpSpec.from_snapshot(spec))
+        from rollout.drivers.pull import PullDriver
+
+        return PullDriver(database_url)
+
+    return {"simulated": simulated, "command": command, "http": http}
+
+
+DriverFactory = Callable[[DriverSpec], Driver]

@@ -150,9 +150,6 @@ class CommandDriver:
             raise DriverError(f"health command could not run: {error}") from None
         return Health.HEALTHY if done.returncode == 0 else Health.UNHEALTHY
 
-    def transport(self) -> None:
-        return None
-
     def cancel(self, key: str, reason: str) -> DeployStatus:
         """Stop a deploy that still runs (the agent's newer deploy of the same service
         supersedes it) and record it failed; a finished one keeps its result."""

@@ -94,9 +94,6 @@ class HttpDriver:
         except ValueError:
             return Health.UNKNOWN
 
-    def transport(self) -> None:
-        return None
-
     # -- internals -------------------------------------------------------------------------
     def _call(
         self, method: str, path: str, json: Any = None, answers: frozenset[int] = frozenset()

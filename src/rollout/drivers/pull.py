@@ -79,6 +79,3 @@ class PullDriver:
             if datetime.now(UTC) - row.health_at > HEALTH_MAX_AGE:
                 return Health.UNKNOWN  # an agent that stopped reporting is not known healthy
             return Health(row.health)
-
-    def transport(self) -> None:
-        return None

@@ -24,14 +24,8 @@ class EmbeddedEngine:
     """Runs the same steps as the Celery workers, batched as theirs are, on threads; used by
     `rollout demo`."""
 
-    def __init__(
-        self,
-        database_url: str,
-        simulator_url: str,
-        threads: int = 4,
-        tick_seconds: float = 0.05,
-    ) -> None:
-        self.runtime = Runtime(database_url, simulator_url)
+    def __init__(self, runtime: Runtime, threads: int = 4, tick_seconds: float = 0.05) -> None:
+        self.runtime = runtime
         self._dispatcher = InProcessDispatcher(self._handle, threads)
         self.runtime.dispatcher = self._dispatcher
         self._stop = threading.Event()

@@ -29,7 +29,6 @@ from rollout.paging import (
     Action,
     DeliveryStatus,
     PageMessage,
-    channel_from_config,
     deliver_with_retries,
 )
 from rollout.plan.models import JsonObject, MemberSpec, PagingSpec, RotationSpec
@@ -297,7 +296,7 @@ def _send(
         message = replace(message, recipient=f"{message.recipient} ({mention})")
     # An escalation is a new trigger of the same page, now naming the next person.
     action = Action.TRIGGER if delivery.action.startswith("escalate") else Action(delivery.action)
-    outcome = deliver_with_retries(channel_from_config(spec), message, action, attempts=1)
+    outcome = deliver_with_retries(runtime.backends.channel(spec), message, action, attempts=1)
     now = runtime.now()
     values: dict[str, Any] = {"claim": claim + 1, "attempts": delivery.attempts + 1}
     if outcome.status is DeliveryStatus.DELIVERED:

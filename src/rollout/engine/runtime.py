@@ -1,4 +1,5 @@
-"""What every engine operation needs: the database, where nudges go, the lease and a clock."""
+"""What every engine operation needs: the database, the backends it acts through, where
+nudges go, the lease and a clock."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from rollout.engine.backends import Backends
 from rollout.engine.dispatch import Dispatcher, NoDispatch
 from rollout.settings import Settings, get_settings
 
@@ -17,7 +19,8 @@ def utcnow() -> datetime:
 @dataclass
 class Runtime:
     database_url: str
-    simulator_url: str
+    # None by default: a process that only writes rows (the API, the CLI) acts on nothing.
+    backends: Backends = field(default_factory=Backends)
     dispatcher: Dispatcher = field(default_factory=NoDispatch)
     # How long a claimed step may run before the ticker hands the row to another worker.
     lease: timedelta = timedelta(seconds=30)
@@ -34,9 +37,10 @@ class Runtime:
         cls, dispatcher: Dispatcher | None = None, settings: Settings | None = None
     ) -> Runtime:
         settings = settings or get_settings()
+        database_url = settings.resolved_database_url()
         return cls(
-            database_url=settings.resolved_database_url(),
-            simulator_url=settings.resolved_simulator_url(),
+            database_url=database_url,
+            backends=Backends.real(settings.resolved_simulator_url(), database_url),
             dispatcher=dispatcher or NoDispatch(),
             lease=timedelta(seconds=settings.lease_seconds),
             claim_batch=settings.claim_batch,

@@ -37,7 +37,7 @@ from rollout.drivers import (
     DeployStatus,
     Driver,
     Health,
-    driver_for,
+    ProbesThrough,
 )
 from rollout.engine.dispatch import Nudge
 from rollout.engine.entry import admit
@@ -53,7 +53,7 @@ from rollout.engine.progress import (
     wake,
 )
 from rollout.engine.runtime import Runtime
-from rollout.gates import GateContext, measure, policy_of
+from rollout.gates import GateContext, Measurer, policy_of
 from rollout.observability import events
 from rollout.plan.driver import DriverSpec
 from rollout.store.database import is_postgresql, transaction
@@ -197,7 +197,15 @@ class _Answered:
         return self.driver.health(environment, service)
 
     def transport(self) -> httpx.BaseTransport | None:
-        return self.probes if self.probes is not None else self.driver.transport()
+        return self.probes if self.probes is not None else probes_of(self.driver)
+
+
+def probes_of(driver: Driver) -> httpx.BaseTransport | None:
+    """Where the gates of an environment `driver` reaches send their HTTP probes: None is
+    the real network, as for every driver but the simulated fleet."""
+    if isinstance(driver, _Answered):
+        return driver.transport()
+    return driver.transport() if isinstance(driver, ProbesThrough) else None
 
 
 def _ask_together(runtime: Runtime, claimed: list[_Claimed]) -> dict[int, Driver]:
@@ -211,9 +219,10 @@ def _ask_together(runtime: Runtime, claimed: list[_Claimed]) -> dict[int, Driver
     drivers: dict[int, Driver] = {}
     for group in groups.values():
         spec = group[0].upgrade.driver
-        driver = driver_for(spec, runtime.simulator_url, runtime.database_url)
+        driver = runtime.backends.driver(spec)
         if len(group) < 2 or not isinstance(driver, BatchDriver):
             continue
+        batch: Driver = driver  # narrowed to BatchDriver above; a Driver still
         starting = [item for item in group if item.deploy]
         started: set[str] = set()
         asked_at = runtime.now()
@@ -232,8 +241,8 @@ def _ask_together(runtime: Runtime, claimed: list[_Claimed]) -> dict[int, Driver
         # either call failed, each step asks on its own and may settle its deploy later
         # than a reading taken now: then each probe reads the fleet on its own too.
         together = len(started) == len(starting) and len(answers) == len(keys)
-        probes = _probes(driver, group) if together else None
-        answered = _Answered(driver, started, answers, asked_at, probes)
+        probes = _probes(batch, group) if together else None
+        answered = _Answered(batch, started, answers, asked_at, probes)
         drivers.update((item.upgrade.id, answered) for item in group)
     return drivers
 
@@ -278,7 +287,7 @@ def _step_in_hand(runtime: Runtime, item: _Claimed, driver: Driver | None = None
     (`driver`: one that already holds this batch's answers)."""
     upgrade = item.upgrade
     if driver is None:
-        driver = driver_for(upgrade.driver, runtime.simulator_url, runtime.database_url)
+        driver = runtime.backends.driver(upgrade.driver)
     now = runtime.now()
     if isinstance(driver, _Answered) and _polled(item, {deploy_key(upgrade)}) in driver.answers:
         # Judge a deploy's timeout by when the driver was asked, not by when this step came
@@ -287,7 +296,7 @@ def _step_in_hand(runtime: Runtime, item: _Claimed, driver: Driver | None = None
     try:
         if item.deploy:
             driver.start(_request(upgrade))
-        return _act(upgrade, item.rollout, driver, item.taken, now)
+        return _act(upgrade, item.rollout, driver, runtime.backends.measure, item.taken, now)
     except Exception as error:  # the driver or a gate broke: try again after a pause
         log.warning("upgrade %s step in %s failed: %s", upgrade.id, upgrade.state, error)
         started = upgrade.deploy_started_at
@@ -408,23 +417,30 @@ def _timeout(upgrade: Upgrade) -> timedelta:
 
 
 def _act(
-    upgrade: Upgrade, rollout: Rollout, driver: Driver, taken: list[Measurement], now: datetime
+    upgrade: Upgrade,
+    rollout: Rollout,
+    driver: Driver,
+    measure: Measurer,
+    taken: list[Measurement],
+    now: datetime,
 ) -> Outcome:
     state = UpgradeState(upgrade.state)
     if state is UpgradeState.DEPLOYING:
-        return _deploying(upgrade, rollout, driver, now)
+        return _deploying(upgrade, rollout, driver, measure, now)
     if state is UpgradeState.VERIFYING:
-        return _verify(upgrade, rollout, driver, taken, now)
+        return _verify(upgrade, rollout, driver, measure, taken, now)
     if state is UpgradeState.ROLLING_BACK:
         return _rolling_back(upgrade, driver, now)
     raise AssertionError(f"no step for an upgrade in state {state}")
 
 
-def _deploying(upgrade: Upgrade, rollout: Rollout, driver: Driver, now: datetime) -> Outcome:
+def _deploying(
+    upgrade: Upgrade, rollout: Rollout, driver: Driver, measure: Measurer, now: datetime
+) -> Outcome:
     status = driver.status(deploy_key(upgrade))
     if status.phase is DeployPhase.SUCCEEDED:
         upgrade.verify_started_at = now
-        outcome = _verify(upgrade, rollout, driver, [], now)
+        outcome = _verify(upgrade, rollout, driver, measure, [], now)
         outcome.via.insert(0, UpgradeState.VERIFYING)
         outcome.values["verify_started_at"] = now
         return outcome
@@ -456,7 +472,12 @@ def _roll_back(reason: str, gate: str | None = None) -> Outcome:
 
 
 def _verify(
-    upgrade: Upgrade, rollout: Rollout, driver: Driver, taken: list[Measurement], now: datetime
+    upgrade: Upgrade,
+    rollout: Rollout,
+    driver: Driver,
+    measure: Measurer,
+    taken: list[Measurement],
+    now: datetime,
 ) -> Outcome:
     assert upgrade.verify_started_at is not None
     started = upgrade.verify_started_at
@@ -468,7 +489,12 @@ def _verify(
             )
         )
     context = GateContext(
-        upgrade.service, upgrade.to_version, upgrade.environment, upgrade.stage, driver
+        upgrade.service,
+        upgrade.to_version,
+        upgrade.environment,
+        upgrade.stage,
+        driver,
+        probes_of(driver),
     )
     new: list[tuple[str, verdicts.Measurement]] = []
     results = []

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import httpx
+
 from rollout.domain.gates import GatePolicy, Measurement
 from rollout.drivers import Driver
-from rollout.plan import GateSpec, HttpGateSpec, PrometheusGateSpec, SoakGateSpec
+from rollout.plan import GateSpec, HttpGateSpec, PrometheusGateSpec, WebhookGateSpec
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,8 @@ class GateContext:
     environment: str
     stage: str
     driver: Driver
+    # Where HTTP probes go: the simulated fleet answers its own; None is the real network.
+    probes: httpx.BaseTransport | None = None
 
 
 def policy_of(spec: GateSpec) -> GatePolicy:
@@ -36,19 +41,29 @@ def policy_of(spec: GateSpec) -> GatePolicy:
     )
 
 
-def measure(spec: GateSpec, context: GateContext, now: datetime) -> Measurement:
-    if isinstance(spec, HttpGateSpec):
-        from rollout.gates.http import measure_http
+Measurer = Callable[[GateSpec, GateContext, datetime], Measurement]
 
-        return measure_http(spec, context, now)
-    if isinstance(spec, SoakGateSpec):
-        from rollout.gates.soak import measure_soak
 
-        return measure_soak(context, now)
-    if isinstance(spec, PrometheusGateSpec):
-        from rollout.gates.prometheus import measure_prometheus
-
-        return measure_prometheus(spec, context, now)
+def real_measurers() -> dict[str, Measurer]:
+    """How a gate of each type measures."""
+    from rollout.gates.http import measure_http
+    from rollout.gates.prometheus import measure_prometheus
+    from rollout.gates.soak import measure_soak
     from rollout.gates.webhook import measure_webhook
 
-    return measure_webhook(spec, context, now)
+    def http(spec: GateSpec, context: GateContext, now: datetime) -> Measurement:
+        assert isinstance(spec, HttpGateSpec)
+        return measure_http(spec, context, now)
+
+    def soak(spec: GateSpec, context: GateContext, now: datetime) -> Measurement:
+        return measure_soak(context, now)
+
+    def prometheus(spec: GateSpec, context: GateContext, now: datetime) -> Measurement:
+        assert isinstance(spec, PrometheusGateSpec)
+        return measure_prometheus(spec, context, now)
+
+    def webhook(spec: GateSpec, context: GateContext, now: datetime) -> Measurement:
+        assert isinstance(spec, WebhookGateSpec)
+        return measure_webhook(spec, context, now)
+
+    return {"http": http, "soak": soak, "prometheus": prometheus, "webhook": webhook}

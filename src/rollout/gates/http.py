@@ -36,7 +36,7 @@ def measure_http(spec: HttpGateSpec, context: GateContext, now: datetime) -> Mea
     expected = list(spec.expect_status)  # shown as the config writes it: [200]
     status_condition = f"status in {expected}"
     try:
-        with httpx.Client(transport=context.driver.transport(), timeout=spec.timeout_s) as http:
+        with httpx.Client(transport=context.probes, timeout=spec.timeout_s) as http:
             response = http.request(spec.method, url)
     except httpx.HTTPError as error:
         detail = str(error) or type(error).__name__

@@ -451,6 +451,9 @@ def _quit(smtp: smtplib.SMTP) -> None:
         smtp.close()
 
 
+CHANNEL_TYPES = ("webhook", "pagerduty", "alertmanager", "slack", "email")
+
+
 def channel_from_config(spec: Mapping[str, Any]) -> Channel:
     """A channel from its config: secrets as `{env: NAME}` or `{file: PATH}`, never inline."""
     kind = spec.get("type")
@@ -463,7 +466,7 @@ def channel_from_config(spec: Mapping[str, Any]) -> Channel:
     }
     if not isinstance(kind, str) or kind not in builders:
         raise ChannelConfigError(
-            f"channel: `type` must be one of {', '.join(builders)}, not {kind!r}"
+            f"channel: `type` must be one of {', '.join(CHANNEL_TYPES)}, not {kind!r}"
         )
     fields = _Spec(kind, spec)
     channel = builders[kind](fields)
