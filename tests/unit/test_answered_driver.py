@@ -11,10 +11,10 @@ import pytest
 
 from rollout.domain.states import UpgradeState
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, Health
-from rollout.engine import steps
 from rollout.engine.backends import Backends
+from rollout.engine.batch_driver import Answered, ask_together
 from rollout.engine.runtime import Runtime
-from rollout.engine.steps import _Answered, _Claimed
+from rollout.engine.upgrading import Claimed
 from rollout.store.models import Rollout, Upgrade
 from tests.plans import SIMULATED
 
@@ -41,7 +41,7 @@ class Recording:
 
 def test_a_batch_answer_is_used_once_then_the_driver_is_asked() -> None:
     driver = Recording()
-    answered = _Answered(
+    answered = Answered(
         driver, set(), {"k": DeployStatus(DeployPhase.SUCCEEDED, "done")}, datetime(2026, 1, 1)
     )
 
@@ -53,7 +53,7 @@ def test_a_batch_answer_is_used_once_then_the_driver_is_asked() -> None:
 
 def test_a_deploy_started_with_the_batch_is_not_started_again_by_its_step() -> None:
     driver = Recording()
-    answered = _Answered(driver, {"k"}, {}, datetime(2026, 1, 1))
+    answered = Answered(driver, {"k"}, {}, datetime(2026, 1, 1))
     request = DeployRequest("k", "prod-1", "web", "2.0.0")
 
     answered.start(request)  # the step's own start: the batch did it
@@ -86,7 +86,7 @@ class Batching(Recording):
         return self.probe_transport
 
 
-def _claimed(upgrade_id: int, state: UpgradeState, deploy: bool) -> _Claimed:
+def _claimed(upgrade_id: int, state: UpgradeState, deploy: bool) -> Claimed:
     upgrade = Upgrade(
         id=upgrade_id,
         environment=f"prod-{upgrade_id}",
@@ -95,7 +95,7 @@ def _claimed(upgrade_id: int, state: UpgradeState, deploy: bool) -> _Claimed:
         state=state,
         driver=SIMULATED,  # the runtime's only driver: the batching one
     )
-    return _Claimed(upgrade, Rollout(id=1), claim=1, taken=[], deploy=deploy)
+    return Claimed(upgrade, Rollout(id=1), claim=1, taken=[], deploy=deploy)
 
 
 @pytest.mark.parametrize("broken", [None, "start_many", "statuses"])
@@ -110,7 +110,7 @@ def test_a_batch_reads_its_probes_together_only_when_its_deploys_were_asked_toge
     ]
 
     runtime = Runtime("sqlite://", Backends(drivers={"simulated": lambda spec: driver}))
-    asked = steps._ask_together(runtime, batch)
+    asked = ask_together(runtime, batch)
 
     transports = {asked[item.upgrade.id].transport() for item in batch}
     if broken is None:

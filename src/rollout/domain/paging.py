@@ -35,6 +35,23 @@ def dedup_key(rollout_id: int, gate: str | None, environment: str) -> str:
     return f"rollout-{rollout_id}/{gate or 'deploy'}/{environment}"
 
 
+def page_key(kind: PageKind, rollout_id: int, gate: str | None, environment: str) -> str:
+    """The cause a page is one of: a rollout's gate (or its deploy) in an environment; an
+    artifact blocked at entry there; and, apart from both, a rollback that failed."""
+    if kind is PageKind.BLOCKED:
+        return dedup_key(rollout_id, "entry", environment)
+    key = dedup_key(rollout_id, gate, environment)
+    return f"{key}/rollback" if kind is PageKind.ROLLBACK_FAILED else key
+
+
+def page_severity(kind: PageKind, stage_severity: str) -> str:
+    """How urgent: the stage's severity (production wakes someone), except that a failed
+    rollback always does, and a question for a decision never does."""
+    if kind is PageKind.ROLLBACK_FAILED:
+        return "P0"
+    return DECISION_SEVERITY if kind is PageKind.DECISION else stage_severity
+
+
 def summary(kind: PageKind, facts: PageFacts) -> str:
     subject = f"{facts.service} {facts.version} in {facts.environment} ({facts.stage})"
     what = f"gate {facts.gate}" if facts.gate else "deploy"

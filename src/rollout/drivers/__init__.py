@@ -56,9 +56,15 @@ class ProbesThrough(Protocol):
     """A driver whose environments answer their gates' HTTP probes themselves (the
     simulated fleet): every other driver's probes go over the real network."""
 
-    def transport(self) -> httpx.BaseTransport:
-        """Where this environment's gates send HTTP probes."""
+    def transport(self) -> httpx.BaseTransport | None:
+        """Where this environment's gates send HTTP probes (None: the real network)."""
         ...
+
+
+def probes_of(driver: Driver) -> httpx.BaseTransport | None:
+    """Where the gates of an environment `driver` reaches send their HTTP probes: None is
+    the real network, as for every driver but the simulated fleet."""
+    return driver.transport() if isinstance(driver, ProbesThrough) else None
 
 
 @runtime_checkable
