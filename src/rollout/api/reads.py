@@ -24,7 +24,7 @@ from rollout.api.schemas import (
 )
 from rollout.config import Fleet
 from rollout.store.models import Installation, Measurement, Page, Rollout, Upgrade
-from rollout.store.queries import RolloutDetail, RolloutRow, rollout_detail
+from rollout.store.queries import RolloutDetail, rollout_detail
 
 
 def list_rollouts(
@@ -35,7 +35,7 @@ def list_rollouts(
     stage: str | None = None,
     team: str | None = None,
     limit: int = 50,
-) -> list[RolloutRow]:
+) -> list[RolloutSummary]:
     """Rollouts, newest first; `stage` is the stage a rollout is at now."""
     query = select(Rollout).order_by(Rollout.id.desc()).limit(limit)
     if service:
@@ -68,7 +68,7 @@ def list_rollouts(
         by_state = counts[r.id]
         stages = r.plan["stages"]
         rows.append(
-            RolloutRow(
+            RolloutSummary(
                 id=r.id,
                 service=r.service,
                 version=r.version,
@@ -81,24 +81,6 @@ def list_rollouts(
             )
         )
     return rows
-
-
-def summary_of(row: RolloutRow) -> RolloutSummary:
-    return RolloutSummary(
-        id=row.id,
-        service=row.service,
-        version=row.version,
-        team=row.team,
-        state=row.state,
-        stage=row.stage,
-        done=row.done,
-        total=row.total,
-        reason=row.reason,
-    )
-
-
-def row_of(summary: RolloutSummary) -> RolloutRow:
-    return RolloutRow(**summary.model_dump())
 
 
 def _gates(measured: dict[str, list[Measurement]]) -> list[GateView]:
@@ -235,7 +217,7 @@ def service_view(session: Session, fleet: Fleet, name: str) -> ServiceView | Non
             ServicePlacement(environment=e.name, stage=e.stage, version=versions.get(e.name))
             for e in fleet.environments_of(spec)
         ],
-        rollouts=[summary_of(r) for r in list_rollouts(session, service=name, limit=10)],
+        rollouts=list_rollouts(session, service=name, limit=10),
     )
 
 

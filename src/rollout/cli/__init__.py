@@ -177,7 +177,7 @@ def list_(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """List rollouts, newest first."""
-    from rollout.api.reads import list_rollouts, row_of
+    from rollout.api.reads import list_rollouts
     from rollout.api.schemas import RolloutList
     from rollout.cli.render import rollouts_table
     from rollout.domain.states import RolloutState
@@ -189,7 +189,7 @@ def list_(
     if remote is not None:
         filters = {"service": service, "state": state, "stage": stage, "team": team}
         answer = _ask(remote, "GET", "/v1/rollouts", params={**filters, "limit": limit})
-        rows = [row_of(r) for r in RolloutList.model_validate(answer).rollouts]
+        rows = RolloutList.model_validate(answer).rollouts
     else:
         with reading(get_settings().resolved_database_url()) as session:
             rows = list_rollouts(

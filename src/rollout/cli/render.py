@@ -6,8 +6,13 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from rollout.api.schemas import GateView, RolloutDetailView, TokenView, UpgradeView
-from rollout.store.queries import RolloutRow
+from rollout.api.schemas import (
+    GateView,
+    RolloutDetailView,
+    RolloutSummary,
+    TokenView,
+    UpgradeView,
+)
 
 STATE_STYLE = {
     "succeeded": "green",
@@ -34,7 +39,7 @@ def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
 
 
-def rollouts_table(rows: list[RolloutRow]) -> Table:
+def rollouts_table(rows: list[RolloutSummary]) -> Table:
     table = Table(title="Rollouts", title_justify="left")
     for column in ("id", "service", "version", "team", "state", "stage", "upgraded", "reason"):
         table.add_column(column, overflow="fold")

@@ -39,7 +39,7 @@ def list_rollouts(
         rows = reads.list_rollouts(
             session, service=service, state=state, stage=stage, team=team, limit=limit
         )
-    return RolloutList(rollouts=[reads.summary_of(r) for r in rows])
+    return RolloutList(rollouts=rows)
 
 
 @router.get("/v1/rollouts/{rollout_id}", tags=["rollouts"])
