@@ -9,6 +9,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from rollout.api.schemas import (
+    DeliveryView,
     EnvironmentView,
     GateInfo,
     GateView,
@@ -23,7 +24,8 @@ from rollout.api.schemas import (
     UpgradeView,
 )
 from rollout.config import Fleet
-from rollout.store.models import Installation, Measurement, Page, Rollout, Upgrade
+from rollout.domain.pages import PageState
+from rollout.store.models import Delivery, Installation, Measurement, Page, Rollout, Upgrade
 from rollout.store.queries import RolloutDetail, rollout_detail
 
 
@@ -102,7 +104,7 @@ def _gates(measured: dict[str, list[Measurement]]) -> list[GateView]:
     return views
 
 
-def page_view(page: Page) -> PageView:
+def page_view(page: Page, deliveries: list[Delivery] | None = None) -> PageView:
     return PageView(
         id=page.id,
         team=page.team,
@@ -118,10 +120,25 @@ def page_view(page: Page) -> PageView:
         detail=page.detail,
         summary=page.summary,
         created_at=page.created_at,
+        recipient=page.recipient,
+        role=page.role,
+        deliveries=[
+            DeliveryView(channel=d.channel, action=d.action, state=d.state, attempts=d.attempts)
+            for d in deliveries or []
+        ],
     )
 
 
-def detail_view(detail: RolloutDetail) -> RolloutDetailView:
+def page_views(session: Session, pages: list[Page]) -> list[PageView]:
+    """Pages with how each channel took them."""
+    deliveries: dict[int, list[Delivery]] = defaultdict(list)
+    query = select(Delivery).where(Delivery.page_id.in_([p.id for p in pages]))
+    for delivery in session.scalars(query.order_by(Delivery.id)):
+        deliveries[delivery.page_id].append(delivery)
+    return [page_view(p, deliveries[p.id]) for p in pages]
+
+
+def detail_view(detail: RolloutDetail, pages: list[PageView]) -> RolloutDetailView:
     r, release = detail.rollout, detail.release
     return RolloutDetailView(
         id=r.id,
@@ -157,7 +174,7 @@ def detail_view(detail: RolloutDetail) -> RolloutDetailView:
             )
             for u in detail.upgrades
         ],
-        pages=[page_view(p) for p in detail.pages],
+        pages=pages,
         created_at=r.created_at,
         updated_at=r.updated_at,
         finished_at=r.finished_at,
@@ -166,7 +183,7 @@ def detail_view(detail: RolloutDetail) -> RolloutDetailView:
 
 def show_rollout(session: Session, rollout_id: int) -> RolloutDetailView | None:
     detail = rollout_detail(session, rollout_id)
-    return None if detail is None else detail_view(detail)
+    return None if detail is None else detail_view(detail, page_views(session, detail.pages))
 
 
 def rollout_team(session: Session, rollout_id: int) -> str | None:
@@ -228,9 +245,10 @@ def list_pages(
     state: str | None = None,
     service: str | None = None,
     rollout_id: int | None = None,
+    open_only: bool = False,
     limit: int = 100,
 ) -> list[PageView]:
-    """Pages, newest first."""
+    """Pages, newest first, with how each channel took them; `open_only`: not resolved."""
     query = select(Page).order_by(Page.id.desc()).limit(limit)
     if team:
         query = query.where(Page.team == team)
@@ -240,4 +258,6 @@ def list_pages(
         query = query.where(Page.service == service)
     if rollout_id is not None:
         query = query.where(Page.rollout_id == rollout_id)
-    return [page_view(p) for p in session.scalars(query)]
+    if open_only:
+        query = query.where(Page.state != PageState.RESOLVED)
+    return page_views(session, list(session.scalars(query)))

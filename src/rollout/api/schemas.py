@@ -110,6 +110,15 @@ class UpgradeView(Strict):
     gates: list[GateView]
 
 
+class DeliveryView(Strict):
+    """How one of the team's channels took one action on a page (trigger, acknowledge…)."""
+
+    channel: str = Field(description="the channel, by position and type: 0:webhook")
+    action: str
+    state: str
+    attempts: int
+
+
 class PageView(Strict):
     id: int
     team: str
@@ -125,6 +134,9 @@ class PageView(Strict):
     detail: str
     summary: str
     created_at: datetime
+    recipient: str | None = Field(default=None, description="who was on call; null: the team")
+    role: str | None = Field(default=None, description="primary or secondary")
+    deliveries: list[DeliveryView] = Field(default_factory=list)
 
 
 class PageList(Strict):

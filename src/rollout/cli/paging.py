@@ -9,11 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from sqlalchemy import select
 
 from rollout.config import Team
-from rollout.domain.pages import PageState
 from rollout.engine.outbox import on_call_now
 from rollout.engine.submission import paging_spec
 from rollout.settings import get_settings
@@ -75,54 +72,13 @@ def pages(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """Pages sent, newest first: to whom, for what, and how each channel took it."""
+    from rollout.api.reads import list_pages
     from rollout.cli import out
-    from rollout.store.models import Delivery
+    from rollout.cli.render import pages_table
 
     with reading(get_settings().resolved_database_url()) as session:
-        query = select(Page).order_by(Page.id.desc()).limit(limit)
-        if team:
-            query = query.where(Page.team == team)
-        if open_only:
-            query = query.where(Page.state != PageState.RESOLVED)
-        rows = list(session.scalars(query))
-        deliveries: dict[int, list[Delivery]] = {}
-        for delivery in session.scalars(
-            select(Delivery).where(Delivery.page_id.in_([p.id for p in rows]))
-        ):
-            deliveries.setdefault(delivery.page_id, []).append(delivery)
-    table = Table(title="Pages", title_justify="left")
-    for column in (
-        "id",
-        "at (UTC)",
-        "team",
-        "sev",
-        "to",
-        "release",
-        "where",
-        "what",
-        "state",
-        "delivery",
-    ):
-        table.add_column(column, overflow="fold")
-    for page in rows:
-        sent = ", ".join(
-            f"{d.channel.split(':', 1)[1]} {d.state}"
-            + (f" ({d.attempts} tries)" if d.attempts > 1 else "")
-            for d in deliveries.get(page.id, [])
-        )
-        table.add_row(
-            str(page.id),
-            f"{page.created_at:%m-%d %H:%M:%S}",
-            page.team,
-            page.severity,
-            f"{page.recipient} ({page.role})" if page.recipient else "team",
-            f"{page.service} {page.version}",
-            f"{page.environment} ({page.stage})",
-            f"{page.gate or 'deploy'}: {page.detail.split(' (http')[0]}",
-            page.state,
-            sent or "no channel",
-        )
-    out.print(table)
+        rows = list_pages(session, team=team, open_only=open_only, limit=limit)
+    out.print(pages_table(rows))
 
 
 def override(

@@ -33,13 +33,21 @@ def list_pages(
     state: Annotated[str | None, Query(pattern=r"^[a-z_]{1,16}$")] = None,
     service: NameQuery = None,
     rollout_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    open_only: Annotated[bool, Query(alias="open", description="only pages not resolved")] = False,
     limit: Limit = 100,
 ) -> PageList:
-    """Pages, newest first. A team token sees its own team's only."""
+    """Pages, newest first, with how each channel took them. A team token sees its own
+    team's only."""
     team = visible_team(token, team)
     with reading(ctx.database_url) as session:
         pages = reads.list_pages(
-            session, team=team, state=state, service=service, rollout_id=rollout_id, limit=limit
+            session,
+            team=team,
+            state=state,
+            service=service,
+            rollout_id=rollout_id,
+            open_only=open_only,
+            limit=limit,
         )
     return PageList(pages=pages)
 
@@ -98,7 +106,7 @@ def _respond(
             )
         except ResponseRefused as refused:
             raise HTTPException(409, str(refused)) from None
-        return reads.page_view(page)
+        return reads.page_views(session, [page])[0]
 
 
 def _page_for(session: Session, page_id: int, token: TokenInfo) -> Page:
