@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException, Query
 
 from rollout.api.auth import check_team
 from rollout.api.deps import Context, NamePath, Reader
-from rollout.api.schemas import AssignmentOut, OnCallOut
-from rollout.domain.oncall import Assignment
+from rollout.api.schemas import OnCallOut
+from rollout.api.views import oncall_out
 from rollout.engine.outbox import on_call_now
 from rollout.engine.submission import paging_spec
 from rollout.store.database import reading
@@ -39,15 +39,4 @@ def team_oncall(
     with reading(ctx.database_url) as session:
         on_call = on_call_now(session, paging_spec(spec), when)
     assert on_call is not None
-    return OnCallOut(
-        team=team,
-        at=when,
-        primary=_assignment(on_call.primary),
-        secondary=_assignment(on_call.secondary),
-    )
-
-
-def _assignment(assignment: Assignment) -> AssignmentOut:
-    return AssignmentOut(
-        member=assignment.member.name, role=str(assignment.role), reason=assignment.reason
-    )
+    return oncall_out(team, on_call, when)
