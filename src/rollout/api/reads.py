@@ -4,6 +4,7 @@ states, gate values and conditions), never drivers, labels or an environment's p
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
@@ -13,6 +14,10 @@ from rollout.api.schemas import (
     EnvironmentView,
     GateInfo,
     GateView,
+    HygieneFinding,
+    HygieneGate,
+    HygieneOut,
+    HygieneTeam,
     Installed,
     PageView,
     ReleaseView,
@@ -24,8 +29,17 @@ from rollout.api.schemas import (
     UpgradeView,
 )
 from rollout.config import Fleet
+from rollout.domain.hygiene import EventFact, PageFact, Tally, report
 from rollout.domain.pages import PageState
-from rollout.store.models import Delivery, Installation, Measurement, Page, Rollout, Upgrade
+from rollout.store.models import (
+    Delivery,
+    Installation,
+    Measurement,
+    Page,
+    PageEvent,
+    Rollout,
+    Upgrade,
+)
 from rollout.store.queries import RolloutDetail, rollout_detail
 
 
@@ -261,3 +275,88 @@ def list_pages(
     if open_only:
         query = query.where(Page.state != PageState.RESOLVED)
     return page_views(session, list(session.scalars(query)))
+
+
+def hygiene_report(
+    session: Session,
+    fleet: Fleet,
+    start: datetime,
+    until: datetime,
+    team: str | None = None,
+    night_budget: float = 2.0,
+) -> HygieneOut:
+    """Paging hygiene over the pages written in [start, until), and what people did with them."""
+    page_query = select(
+        Page.id, Page.team, Page.service, Page.gate, Page.created_at, Page.recipient
+    ).where(Page.created_at >= start)
+    event_query = (
+        select(PageEvent.page_id, PageEvent.action, PageEvent.at, PageEvent.misrouted_to)
+        .join(Page, Page.id == PageEvent.page_id)
+        .where(Page.created_at >= start)
+    )
+    if team is not None:
+        page_query = page_query.where(Page.team == team)
+        event_query = event_query.where(Page.team == team)
+    page_rows = list(session.execute(page_query))
+    events: dict[int, list[EventFact]] = {}
+    for page_id, action, at, misrouted_to in session.execute(event_query):
+        events.setdefault(page_id, []).append(EventFact(action, at, misrouted_to))
+    facts = [
+        PageFact(
+            id=row.id,
+            team=row.team,
+            service=row.service,
+            gate=row.gate,
+            created_at=row.created_at,
+            recipient=row.recipient,
+            events=tuple(events.get(row.id, ())),
+        )
+        for row in page_rows
+    ]
+    zones = {m.name: m.zone for t in fleet.teams for m in t.members}
+    # No recipient (the page went to the whole team): the team's first member stands in.
+    team_zones = {t.name: t.members[0].zone for t in fleet.teams if t.members}
+    result = report(
+        facts,
+        start,
+        until,
+        zones,
+        night_budget,
+        team_zones=team_zones,
+        teams=[team] if team is not None else [t.name for t in fleet.teams],
+    )
+    return HygieneOut(
+        since=result.since,
+        until=result.until,
+        night_budget_per_week=result.night_budget_per_week,
+        teams=[
+            HygieneTeam(
+                team=t.team,
+                **_tally(t.tally),
+                night_budget=t.night_budget,
+                zone_assumed=t.zone_assumed,
+            )
+            for t in result.teams
+        ],
+        gates=[
+            HygieneGate(service=g.service, gate=g.gate, **_tally(g.tally)) for g in result.gates
+        ],
+        findings=[
+            HygieneFinding(kind=str(f.kind), subject=f.subject, message=f.message)
+            for f in result.findings
+        ],
+        notes=list(result.notes),
+    )
+
+
+def _tally(tally: Tally) -> dict[str, int | float | None]:
+    return {
+        "pages": tally.pages,
+        "night_pages": tally.night_pages,
+        "acknowledged": tally.acknowledged,
+        "median_ack_seconds": tally.median_ack_seconds,
+        "misrouted": tally.misrouted,
+        "misroute_rate": tally.misroute_rate,
+        "not_actionable": tally.not_actionable,
+        "false_positive_rate": tally.false_positive_rate,
+    }

@@ -8,6 +8,7 @@ from rollout.api.schemas import (
     AssignmentOut,
     FreezeOut,
     OnCallOut,
+    OverrideOut,
     RecalledOut,
     SteeredOut,
     TokenView,
@@ -16,6 +17,7 @@ from rollout.domain.oncall import Assignment, OnCall
 from rollout.engine.freezes import FreezeView
 from rollout.engine.recall import Recalled
 from rollout.engine.steering import Steered
+from rollout.store.models import Override
 from rollout.store.tokens import TokenInfo
 
 
@@ -62,6 +64,18 @@ def oncall_out(team: str, on_call: OnCall, at: datetime) -> OnCallOut:
 def assignment_out(assignment: Assignment) -> AssignmentOut:
     return AssignmentOut(
         member=assignment.member.name, role=str(assignment.role), reason=assignment.reason
+    )
+
+
+def override_out(row: Override) -> OverrideOut:
+    return OverrideOut(
+        id=row.id,
+        team=row.team,
+        member=row.member,
+        role=row.role,
+        replaces=row.replaces,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
     )
 
 
