@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -85,22 +85,14 @@ def hygiene(
     ] = 2.0,
 ) -> None:
     """Per team and gate: pages, night pages, time to acknowledge, misroutes, false positives."""
-    from rollout.api.reads import hygiene_report
-    from rollout.cli import _fleet, fail
-    from rollout.settings import get_settings
-    from rollout.store.database import reading
+    from rollout.cli import fail, pick_backend, refusals
 
     try:
-        window = parse_window(since)
+        parse_window(since)
     except ValueError as error:
         raise fail(f"--since: {error}") from None
-    fleet = _fleet(config)
-    known = [t.name for t in fleet.teams]
-    if team is not None and team not in known:
-        raise fail(f"unknown team {team!r} (teams: {', '.join(known) or 'none'})")
-    until = datetime.now(UTC)
-    with reading(get_settings().resolved_database_url()) as session:
-        result = hygiene_report(session, fleet, until - window, until, team, night_budget)
+    with refusals():
+        result = pick_backend(config).hygiene(since, team, night_budget)
     if as_json:
         print(json.dumps(report_json(result), indent=2))
     else:
