@@ -1,20 +1,23 @@
 """The CLI in remote mode: a real `rollout api` process on the real PostgreSQL, tokens made
-with `rollout token create`, and `rollout submit/list/show` printing what local mode prints."""
+with `rollout token create`, and every command printing what local mode prints."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from rollout.store.database import transaction
+from rollout.store.models import Delivery, Page, PageEvent, Upgrade
 from tests.conftest import FIXTURES, REDIS, ROLLOUT, ROOT
 from tests.integration.test_api import TABLES, api_database_url
 from tests.waiting import wait_for
@@ -197,3 +200,149 @@ def test_freezes_remotely_as_locally(api: Api) -> None:
     lifted = api.remote(operator, "unfreeze", "prod-1")
     assert lifted.stdout == "environment prod-1 unfrozen\n"
     assert api.local("freezes").stdout == "nothing is frozen\n"
+
+
+def _seed_pages(url: str) -> None:
+    """Two pages of checkout's rollout 1 an hour ago: one acknowledged, resolved and delivered
+    by its webhook after two tries, one still open with no channel yet."""
+    at = datetime.now(UTC) - timedelta(hours=1)
+    with transaction(url) as session:
+        upgrade = session.scalars(select(Upgrade).where(Upgrade.rollout_id == 1)).first()
+        assert upgrade is not None
+        for n, state in enumerate(("resolved", "open")):
+            page = Page(
+                dedup_key=f"rollout-1/health/{upgrade.environment}/{n}",
+                team="payments",
+                severity="P2",
+                kind="failure",
+                rollout_id=1,
+                upgrade_id=upgrade.id,
+                service="checkout",
+                version=upgrade.to_version,
+                environment=upgrade.environment,
+                stage=upgrade.stage,
+                gate="health",
+                detail="error_rate 0.2 > 0.05 (http probe)",
+                summary="gate health failed",
+                state=state,
+                created_at=at + timedelta(minutes=n),
+                recipient="Ada Park" if n == 0 else None,
+                role="primary" if n == 0 else None,
+            )
+            session.add(page)
+            session.flush()
+            if n == 0:
+                session.add(
+                    Delivery(
+                        page_id=page.id,
+                        channel="0:webhook",
+                        action="trigger",
+                        state="delivered",
+                        attempts=2,
+                        created_at=at,
+                    )
+                )
+                session.add(
+                    PageEvent(
+                        page_id=page.id,
+                        action="acknowledged",
+                        actor="cli:test",
+                        at=at + timedelta(minutes=4),
+                    )
+                )
+
+
+def _same(api: Api, token: str, *args: str) -> str:
+    local, remote = api.local(*args), api.remote(token, *args)
+    assert local.returncode == 0, (args, local.stderr)
+    assert remote.returncode == 0, (args, remote.stderr)
+    assert remote.stderr == local.stderr, args
+    if args[0] == "hygiene" and "--json" in args:
+        # The window ends when each ran; everything else is the same.
+        mine, theirs = json.loads(local.stdout), json.loads(remote.stdout)
+        for report in (mine, theirs):
+            assert report.pop("until") > report.pop("since")
+        assert theirs == mine, args
+    elif args[0] == "hygiene":
+        # The first line names the window, which ends when each ran.
+        assert remote.stdout.split("\n", 1)[1] == local.stdout.split("\n", 1)[1], args
+    else:
+        assert remote.stdout == local.stdout, args
+    return remote.stdout
+
+
+def test_every_read_command_prints_the_same_in_both_modes(api: Api) -> None:
+    pipeline = api.token("--scope", "pipeline", "--service", "checkout", "--service", "search-api")
+    operator = api.token("--scope", "operator")
+    admin = api.token("--scope", "admin")
+    api.token("--scope", "agent", "--environment", "canary-1", "--note", "pull agent")
+    for service, version in (("checkout", "1.1.0"), ("search-api", "2.0.0")):
+        made = api.remote(pipeline, "submit", service, version, "--digest", DIGEST)
+        assert made.returncode == 0, made.stderr
+    _seed_pages(api.env["ROLLOUT_DATABASE_URL"])
+    frozen = api.remote(operator, "freeze", "prod-1", "--until", "2h", "--reason", "audit")
+    assert frozen.returncode == 0, frozen.stderr
+
+    for args in (
+        ("list",),
+        ("list", "--service", "checkout"),
+        ("list", "--team", "search", "--limit", "1"),
+        ("show", "1"),
+        ("show", "2"),
+        ("oncall", "payments", "--at", "2026-03-29T08:30:00+02:00"),
+        ("oncall", "search", "--at", "2026-03-29T08:30:00Z"),
+        ("freezes",),
+        ("hygiene",),
+        ("hygiene", "--team", "payments", "--since", "2w", "--night-budget", "1"),
+        ("hygiene", "--json"),
+    ):
+        _same(api, operator, *args)
+    pages = _same(api, operator, "pages")
+    assert "Ada Park (primary)" in pages and "webhook delivered (2 tries)" in pages
+    assert "no channel" in pages
+    assert "Ada Park" not in _same(api, operator, "pages", "--open")
+    _same(api, operator, "pages", "--team", "search")
+    listed = _same(api, admin, "token", "list")
+    assert "canary-1" in listed, "an agent token's environments are listed in both modes"
+
+
+def test_people_commands_work_remotely_as_locally(api: Api) -> None:
+    pipeline = api.token("--scope", "pipeline", "--service", "checkout")
+    operator = api.token("--scope", "operator")
+    team = api.token("--scope", "team", "--team", "search")
+    assert api.remote(pipeline, "submit", "checkout", "1.1.0", "--digest", DIGEST).returncode == 0
+    _seed_pages(api.env["ROLLOUT_DATABASE_URL"])
+
+    span = ("--from", "2026-03-29T08:00:00+02:00", "--until", "2026-03-29T10:00:00+02:00")
+    covered = api.remote(operator, "override", "payments", "--member", "Ada Park", *span)
+    assert covered.returncode == 0, covered.stderr
+    assert covered.stdout == (
+        "override 1: Ada Park covers payments's primary from 2026-03-29 06:00 to "
+        "2026-03-29 08:00 UTC\n"
+    )
+    on_call = _same(api, operator, "oncall", "payments", "--at", "2026-03-29T08:30:00+02:00")
+    assert "primary: Ada Park — override" in on_call
+    _refused(
+        api.remote(operator, "override", "payments", "--member", "Mallory", *span),
+        "not a member of team 'payments'",
+        "HTTP 422",
+    )
+    _refused(
+        api.remote(team, "override", "payments", "--member", "Ada Park", *span),
+        "belongs to team payments",
+        "HTTP 403",
+    )
+
+    acked = api.remote(operator, "ack", "2")
+    assert acked.stdout == "page 2: acknowledge recorded; it is acknowledged\n", acked.stderr
+    moved = api.remote(operator, "misrouted", "2", "--to", "search", "--note", "theirs")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.startswith(
+        "page 2: misrouted recorded; it is resolved\nteam search paged: page 3, to "
+    )
+    _refused(api.remote(operator, "resolve", "99"), "no page 99", "HTTP 404")
+    local = api.local("not-actionable", "1", "--reason", "flaky probe")
+    assert local.stdout == "page 1: not_actionable recorded; it is resolved\n", local.stderr
+    _refused(api.remote(team, "hygiene", "--team", "payments"), "team search's", "HTTP 403")
+    _refused(api.remote(operator, "hygiene", "--team", "nobody"), "unknown team 'nobody'")
+    _same(api, operator, "pages")

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 DIGEST = "sha256:" + "0f" * 32
 TABLES = (
     "page_events, api_tokens, pages, measurements, upgrades, rollouts, releases, installations, "
-    "agent_deployments, freezes"
+    "agent_deployments, freezes, overrides"
 )
 
 
@@ -190,8 +190,17 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
     ("GET", "/v1/services/search-api", None, SEARCH_ONLY),
     ("GET", "/v1/teams/payments/oncall", None, PAYMENTS_ONLY),
     ("GET", "/v1/teams/search/oncall?at=2026-03-29T08:30:00%2B02:00", None, SEARCH_ONLY),
+    (
+        "POST",
+        "/v1/teams/payments/overrides",
+        {"member": "Ada Park", "starts_at": "2026-03-29T08:00Z", "ends_at": "2026-03-29T10:00Z"},
+        {**PAYMENTS_ONLY, "payments": 201, "operator": 201, "admin": 201},
+    ),
     ("GET", "/v1/pages", None, READ_ALL),
     ("GET", "/v1/pages?team=payments", None, PAYMENTS_ONLY),
+    ("GET", "/v1/pages?open=true", None, READ_ALL),
+    ("GET", "/v1/hygiene", None, READ_ALL),
+    ("GET", "/v1/hygiene?team=payments&since=2w", None, PAYMENTS_ONLY),
     ("POST", "/v1/pages/{page:payments}/acknowledge", None, PAYMENTS_ONLY),
     ("POST", "/v1/pages/{page:search}/acknowledge", None, SEARCH_ONLY),
     ("POST", "/v1/pages/{page:search}/resolve", None, SEARCH_ONLY),
@@ -499,6 +508,8 @@ def test_page_feedback(world: World, body: Any, status: int, fragment: str) -> N
         with reading(world.url) as session:
             moved = session.scalars(select(Page).where(Page.dedup_key.endswith("/to-search"))).all()
         assert [(p.team, p.state) for p in moved] == [("search", "open")]
+        answer = response.json()
+        assert answer["state"] == "resolved" and answer["repaged"]["team"] == "search"
     else:
         assert fragment in response.json()["detail"]
         assert events == []
@@ -642,3 +653,64 @@ def test_freezes_over_the_api(world: World) -> None:
     assert again == {"changed": False, "message": "checkout was not frozen"}
     listed = world.call("GET", "/v1/freezes", "operator").json()["freezes"]
     assert [f["target"] for f in listed] == ["prod-1"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "fragment"),
+    [
+        ("/v1/hygiene?since=0s", None, 422, "since: the window must be longer than 0s"),
+        ("/v1/hygiene?team=nobody", None, 404, "unknown team 'nobody'"),
+        (
+            "/v1/teams/payments/overrides",
+            {"member": "Ada Park", "starts_at": "2026-03-29T10:00", "ends_at": "2026-03-29T12:00"},
+            422,
+            "with their zone",
+        ),
+        (
+            "/v1/teams/payments/overrides",
+            {
+                "member": "Ada Park",
+                "starts_at": "2026-03-29T10:00Z",
+                "ends_at": "2026-03-29T09:00Z",
+            },
+            422,
+            "ends_at must be after starts_at",
+        ),
+        (
+            "/v1/teams/payments/overrides",
+            {
+                "member": "Dana Cruz",
+                "starts_at": "2026-03-29T08:00Z",
+                "ends_at": "2026-03-29T09:00Z",
+            },
+            422,
+            "'Dana Cruz' is not a member of team 'payments'",
+        ),
+        (
+            "/v1/teams/nobody/overrides",
+            {
+                "member": "Ada Park",
+                "starts_at": "2026-03-29T08:00Z",
+                "ends_at": "2026-03-29T09:00Z",
+            },
+            404,
+            "unknown team 'nobody'",
+        ),
+    ],
+)
+def test_hygiene_and_override_refusals(
+    world: World, path: str, body: Any, status: int, fragment: str
+) -> None:
+    response = world.call("GET" if body is None else "POST", path, "operator", body)
+    assert response.status_code == status, response.text
+    assert fragment in response.json()["detail"]
+
+
+def test_pages_say_whom_they_reached_and_open_leaves_out_resolved_ones(world: World) -> None:
+    page = world.pages["payments"]
+    assert world.call("POST", f"/v1/pages/{page}/resolve", "operator").status_code == 200
+    listed = world.call("GET", "/v1/pages", "operator").json()["pages"]
+    assert {p["id"] for p in listed} == set(world.pages.values())
+    assert all(set(p) >= {"recipient", "role", "deliveries"} for p in listed)
+    still = world.call("GET", "/v1/pages?open=true", "operator").json()["pages"]
+    assert [p["id"] for p in still] == [world.pages["search"]]

@@ -4,14 +4,20 @@ states, gate values and conditions), never drivers, labels or an environment's p
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from rollout.api.schemas import (
+    DeliveryView,
     EnvironmentView,
     GateInfo,
     GateView,
+    HygieneFinding,
+    HygieneGate,
+    HygieneOut,
+    HygieneTeam,
     Installed,
     PageView,
     ReleaseView,
@@ -23,8 +29,18 @@ from rollout.api.schemas import (
     UpgradeView,
 )
 from rollout.config import Fleet
-from rollout.store.models import Installation, Measurement, Page, Rollout, Upgrade
-from rollout.store.queries import RolloutDetail, RolloutRow, rollout_detail
+from rollout.domain.hygiene import EventFact, PageFact, Tally, report
+from rollout.domain.pages import PageState
+from rollout.store.models import (
+    Delivery,
+    Installation,
+    Measurement,
+    Page,
+    PageEvent,
+    Rollout,
+    Upgrade,
+)
+from rollout.store.queries import RolloutDetail, rollout_detail
 
 
 def list_rollouts(
@@ -35,7 +51,7 @@ def list_rollouts(
     stage: str | None = None,
     team: str | None = None,
     limit: int = 50,
-) -> list[RolloutRow]:
+) -> list[RolloutSummary]:
     """Rollouts, newest first; `stage` is the stage a rollout is at now."""
     query = select(Rollout).order_by(Rollout.id.desc()).limit(limit)
     if service:
@@ -68,7 +84,7 @@ def list_rollouts(
         by_state = counts[r.id]
         stages = r.plan.stages
         rows.append(
-            RolloutRow(
+            RolloutSummary(
                 id=r.id,
                 service=r.service,
                 version=r.version,
@@ -81,24 +97,6 @@ def list_rollouts(
             )
         )
     return rows
-
-
-def summary_of(row: RolloutRow) -> RolloutSummary:
-    return RolloutSummary(
-        id=row.id,
-        service=row.service,
-        version=row.version,
-        team=row.team,
-        state=row.state,
-        stage=row.stage,
-        done=row.done,
-        total=row.total,
-        reason=row.reason,
-    )
-
-
-def row_of(summary: RolloutSummary) -> RolloutRow:
-    return RolloutRow(**summary.model_dump())
 
 
 def _gates(measured: dict[str, list[Measurement]]) -> list[GateView]:
@@ -120,7 +118,7 @@ def _gates(measured: dict[str, list[Measurement]]) -> list[GateView]:
     return views
 
 
-def page_view(page: Page) -> PageView:
+def page_view(page: Page, deliveries: list[Delivery] | None = None) -> PageView:
     return PageView(
         id=page.id,
         team=page.team,
@@ -136,10 +134,25 @@ def page_view(page: Page) -> PageView:
         detail=page.detail,
         summary=page.summary,
         created_at=page.created_at,
+        recipient=page.recipient,
+        role=page.role,
+        deliveries=[
+            DeliveryView(channel=d.channel, action=d.action, state=d.state, attempts=d.attempts)
+            for d in deliveries or []
+        ],
     )
 
 
-def detail_view(detail: RolloutDetail) -> RolloutDetailView:
+def page_views(session: Session, pages: list[Page]) -> list[PageView]:
+    """Pages with how each channel took them."""
+    deliveries: dict[int, list[Delivery]] = defaultdict(list)
+    query = select(Delivery).where(Delivery.page_id.in_([p.id for p in pages]))
+    for delivery in session.scalars(query.order_by(Delivery.id)):
+        deliveries[delivery.page_id].append(delivery)
+    return [page_view(p, deliveries[p.id]) for p in pages]
+
+
+def detail_view(detail: RolloutDetail, pages: list[PageView]) -> RolloutDetailView:
     r, release = detail.rollout, detail.release
     return RolloutDetailView(
         id=r.id,
@@ -175,7 +188,7 @@ def detail_view(detail: RolloutDetail) -> RolloutDetailView:
             )
             for u in detail.upgrades
         ],
-        pages=[page_view(p) for p in detail.pages],
+        pages=pages,
         created_at=r.created_at,
         updated_at=r.updated_at,
         finished_at=r.finished_at,
@@ -184,7 +197,7 @@ def detail_view(detail: RolloutDetail) -> RolloutDetailView:
 
 def show_rollout(session: Session, rollout_id: int) -> RolloutDetailView | None:
     detail = rollout_detail(session, rollout_id)
-    return None if detail is None else detail_view(detail)
+    return None if detail is None else detail_view(detail, page_views(session, detail.pages))
 
 
 def rollout_team(session: Session, rollout_id: int) -> str | None:
@@ -235,7 +248,7 @@ def service_view(session: Session, fleet: Fleet, name: str) -> ServiceView | Non
             ServicePlacement(environment=e.name, stage=e.stage, version=versions.get(e.name))
             for e in fleet.environments_of(spec)
         ],
-        rollouts=[summary_of(r) for r in list_rollouts(session, service=name, limit=10)],
+        rollouts=list_rollouts(session, service=name, limit=10),
     )
 
 
@@ -246,9 +259,10 @@ def list_pages(
     state: str | None = None,
     service: str | None = None,
     rollout_id: int | None = None,
+    open_only: bool = False,
     limit: int = 100,
 ) -> list[PageView]:
-    """Pages, newest first."""
+    """Pages, newest first, with how each channel took them; `open_only`: not resolved."""
     query = select(Page).order_by(Page.id.desc()).limit(limit)
     if team:
         query = query.where(Page.team == team)
@@ -258,4 +272,91 @@ def list_pages(
         query = query.where(Page.service == service)
     if rollout_id is not None:
         query = query.where(Page.rollout_id == rollout_id)
-    return [page_view(p) for p in session.scalars(query)]
+    if open_only:
+        query = query.where(Page.state != PageState.RESOLVED)
+    return page_views(session, list(session.scalars(query)))
+
+
+def hygiene_report(
+    session: Session,
+    fleet: Fleet,
+    start: datetime,
+    until: datetime,
+    team: str | None = None,
+    night_budget: float = 2.0,
+) -> HygieneOut:
+    """Paging hygiene over the pages written in [start, until), and what people did with them."""
+    page_query = select(
+        Page.id, Page.team, Page.service, Page.gate, Page.created_at, Page.recipient
+    ).where(Page.created_at >= start)
+    event_query = (
+        select(PageEvent.page_id, PageEvent.action, PageEvent.at, PageEvent.misrouted_to)
+        .join(Page, Page.id == PageEvent.page_id)
+        .where(Page.created_at >= start)
+    )
+    if team is not None:
+        page_query = page_query.where(Page.team == team)
+        event_query = event_query.where(Page.team == team)
+    page_rows = list(session.execute(page_query))
+    events: dict[int, list[EventFact]] = {}
+    for page_id, action, at, misrouted_to in session.execute(event_query):
+        events.setdefault(page_id, []).append(EventFact(action, at, misrouted_to))
+    facts = [
+        PageFact(
+            id=row.id,
+            team=row.team,
+            service=row.service,
+            gate=row.gate,
+            created_at=row.created_at,
+            recipient=row.recipient,
+            events=tuple(events.get(row.id, ())),
+        )
+        for row in page_rows
+    ]
+    zones = {m.name: m.zone for t in fleet.teams for m in t.members}
+    # No recipient (the page went to the whole team): the team's first member stands in.
+    team_zones = {t.name: t.members[0].zone for t in fleet.teams if t.members}
+    result = report(
+        facts,
+        start,
+        until,
+        zones,
+        night_budget,
+        team_zones=team_zones,
+        teams=[team] if team is not None else [t.name for t in fleet.teams],
+    )
+    return HygieneOut(
+        since=result.since,
+        until=result.until,
+        night_budget_per_week=result.night_budget_per_week,
+        teams=[
+            HygieneTeam(
+                team=t.team,
+                **_tally(t.tally),
+                night_budget=t.night_budget,
+                zone_assumed=t.zone_assumed,
+            )
+            for t in result.teams
+        ],
+        gates=[
+            HygieneGate(service=g.service, gate=g.gate, **_tally(g.tally)) for g in result.gates
+        ],
+        findings=[
+            HygieneFinding(kind=str(f.kind), subject=f.subject, message=f.message)
+            for f in result.findings
+        ],
+        notes=list(result.notes),
+    )
+
+
+def _tally(tally: Tally) -> dict[str, int | float | None]:
+    return {
+        "pages": tally.pages,
+        "night_pages": tally.night_pages,
+        "acknowledged": tally.acknowledged,
+        "median_ack_seconds": tally.median_ack_seconds,
+        "misrouted": tally.misrouted,
+        "misroute_rate": tally.misroute_rate,
+        "not_actionable": tally.not_actionable,
+        "false_positive_rate": tally.false_positive_rate,
+    }

@@ -110,6 +110,15 @@ class UpgradeView(Strict):
     gates: list[GateView]
 
 
+class DeliveryView(Strict):
+    """How one of the team's channels took one action on a page (trigger, acknowledge…)."""
+
+    channel: str = Field(description="the channel, by position and type: 0:webhook")
+    action: str
+    state: str
+    attempts: int
+
+
 class PageView(Strict):
     id: int
     team: str
@@ -125,6 +134,9 @@ class PageView(Strict):
     detail: str
     summary: str
     created_at: datetime
+    recipient: str | None = Field(default=None, description="who was on call; null: the team")
+    role: str | None = Field(default=None, description="primary or secondary")
+    deliveries: list[DeliveryView] = Field(default_factory=list)
 
 
 class PageList(Strict):
@@ -341,3 +353,81 @@ class FreezeList(Strict):
 class UnfrozenOut(Strict):
     changed: bool = Field(description="false: it was not frozen")
     message: str
+
+
+class AnsweredOut(PageView):
+    """A page after feedback; a misroute also names the page it opened for the right team."""
+
+    repaged: PageView | None = Field(default=None, description="misrouted: the new page")
+
+
+class OverrideIn(Strict):
+    member: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="who covers: a member of the team"
+    )
+    starts_at: datetime = Field(description="ISO 8601 with a zone")
+    ends_at: datetime = Field(description="ISO 8601 with a zone, after starts_at")
+    role: Literal["primary", "secondary"] = "primary"
+    replaces: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None, description="only while this member would be on call"
+    )
+
+
+class OverrideOut(Strict):
+    id: int
+    team: str
+    member: str
+    role: str
+    replaces: str | None
+    starts_at: datetime
+    ends_at: datetime
+
+
+# A median or a budget is a float, but may have been computed as an int: kept as it came, so
+# the report's JSON reads the same locally and through the API.
+Number = int | float
+
+
+class HygieneTeam(Strict):
+    team: str
+    pages: int
+    night_pages: int
+    acknowledged: int
+    median_ack_seconds: Number | None
+    misrouted: int
+    misroute_rate: Number
+    not_actionable: int
+    false_positive_rate: Number
+    night_budget: Number
+    zone_assumed: int = Field(description="pages whose night was judged in a fallback zone")
+
+
+class HygieneGate(Strict):
+    service: str
+    gate: str
+    pages: int
+    night_pages: int
+    acknowledged: int
+    median_ack_seconds: Number | None
+    misrouted: int
+    misroute_rate: Number
+    not_actionable: int
+    false_positive_rate: Number
+
+
+class HygieneFinding(Strict):
+    kind: str
+    subject: str
+    message: str
+
+
+class HygieneOut(Strict):
+    """What paging cost each team and gate over a window, and the anti-patterns it shows."""
+
+    since: datetime
+    until: datetime
+    night_budget_per_week: Number
+    teams: list[HygieneTeam]
+    gates: list[HygieneGate]
+    findings: list[HygieneFinding]
+    notes: list[str]

@@ -6,6 +6,8 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,7 +21,7 @@ from rollout.config.slow_io import longer_than_lease
 from rollout.settings import get_settings
 
 if TYPE_CHECKING:
-    from rollout.cli.remote import Remote
+    from rollout.cli.backend import Backend, Steering
 
 app = typer.Typer(
     help="A continuous-upgrade rollout orchestrator.",
@@ -100,22 +102,28 @@ def db_upgrade() -> None:
     out.print("database schema is up to date", highlight=False)
 
 
-def _remote() -> Remote | None:
-    from rollout.cli.remote import Remote, RemoteError
+def pick_backend(config: Path | None = None) -> Backend:
+    """The API when ROLLOUT_API_URL and ROLLOUT_TOKEN are set, else the database (and the
+    fleet config of `config`, read only if an operation needs it)."""
+    from rollout.cli.backend import BackendError, choose_backend
 
     try:
-        return Remote.from_environment()
-    except RemoteError as error:
+        return choose_backend(
+            lambda: get_settings().resolved_database_url(), lambda: _fleet(config)
+        )
+    except BackendError as error:
         raise fail(str(error)) from None
 
 
-def _ask(remote: Remote, method: str, path: str, **options: Any) -> Any:
-    """The API's JSON answer; its refusal becomes this command's one-line error."""
-    from rollout.cli.remote import RemoteError
+@contextmanager
+def refusals() -> Iterator[None]:
+    """A refusal of the backend (the engine's or the API's) becomes the command's one-line
+    error and a non-zero exit."""
+    from rollout.cli.backend import BackendError
 
     try:
-        return remote.request(method, path, **options).json()
-    except RemoteError as error:
+        yield
+    except BackendError as error:
         raise fail(str(error)) from None
 
 
@@ -128,35 +136,13 @@ def submit(
 ) -> None:
     """Submit a release; it rolls out through the stages (through the API when
     ROLLOUT_API_URL and ROLLOUT_TOKEN are set)."""
-    from rollout.engine.submission import SubmitError, Submitted
     from rollout.observability import setup
 
     # The rollout's trace starts here when OTEL_* asks (through the API: in its header);
     # the SDK sends what it holds when the process exits.
     setup("cli", log_format=None)
-    remote = _remote()
-    if remote is not None:
-        answer = _ask(
-            remote,
-            "POST",
-            "/v1/releases",
-            json={"service": service, "version": version, "digest": digest},
-        )
-        result = Submitted(
-            answer["release_id"],
-            answer["rollout_id"],
-            answer["created"],
-            tuple(answer["superseded"]),
-        )
-    else:
-        from rollout.engine.runtime import Runtime
-        from rollout.engine.submission import submit as submit_release
-
-        fleet = _fleet(config)
-        try:
-            result = submit_release(Runtime.from_settings(), fleet, service, version, digest)
-        except SubmitError as error:
-            raise fail(str(error)) from None
+    with refusals():
+        result = pick_backend(config).submit(service, version, digest)
     if result.created:
         out.print(f"submitted {service} {version}: rollout {result.rollout_id}", highlight=False)
         for old in result.superseded:
@@ -177,71 +163,36 @@ def list_(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """List rollouts, newest first."""
-    from rollout.api.reads import list_rollouts, row_of
-    from rollout.api.schemas import RolloutList
     from rollout.cli.render import rollouts_table
     from rollout.domain.states import RolloutState
-    from rollout.store.database import reading
 
     if state is not None and state not in {s.value for s in RolloutState}:
         raise fail(f"unknown state {state!r} (one of: {', '.join(s.value for s in RolloutState)})")
-    remote = _remote()
-    if remote is not None:
-        filters = {"service": service, "state": state, "stage": stage, "team": team}
-        answer = _ask(remote, "GET", "/v1/rollouts", params={**filters, "limit": limit})
-        rows = [row_of(r) for r in RolloutList.model_validate(answer).rollouts]
-    else:
-        with reading(get_settings().resolved_database_url()) as session:
-            rows = list_rollouts(
-                session, service=service, state=state, stage=stage, team=team, limit=limit
-            )
+    with refusals():
+        rows = pick_backend().list_rollouts(
+            service=service, state=state, stage=stage, team=team, limit=limit
+        )
     out.print(rollouts_table(rows))
 
 
 @app.command()
 def show(rollout_id: Annotated[int, typer.Argument(help="the rollout's id")]) -> None:
     """Show a rollout: stages, environments, gate values against conditions, why it waits."""
-    from rollout.api.reads import show_rollout
-    from rollout.api.schemas import RolloutDetailView
     from rollout.cli.render import print_story
-    from rollout.store.database import reading
 
-    remote = _remote()
-    if remote is not None:
-        view = RolloutDetailView.model_validate(_ask(remote, "GET", f"/v1/rollouts/{rollout_id}"))
-    else:
-        with reading(get_settings().resolved_database_url()) as session:
-            found = show_rollout(session, rollout_id)
-        if found is None:
-            raise fail(f"no rollout {rollout_id}")
-        view = found
+    with refusals():
+        view = pick_backend().show_rollout(rollout_id)
     print_story(out, view)
 
 
-def _steer(rollout_id: int, action: str, reason: str | None, config: Path | None = None) -> None:
-    """Pause, resume, abort, retry or promote a rollout, here or through the API; print what
-    happened in one line, or refuse in one line with a non-zero exit."""
-    remote = _remote()
-    if remote is not None:
-        body = {} if reason is None else {"reason": reason}
-        message = _ask(remote, "POST", f"/v1/rollouts/{rollout_id}/{action}", json=body)["message"]
-    else:
-        from rollout.engine import steering
-        from rollout.engine.runtime import Runtime
-
-        runtime = Runtime.from_settings()
-        try:
-            if action == "retry":
-                done = steering.retry(runtime, _fleet(config), rollout_id)
-            elif action == "promote":
-                done = steering.promote(runtime, rollout_id)
-            else:
-                act = {"pause": steering.pause, "resume": steering.resume, "abort": steering.abort}
-                done = act[action](runtime, rollout_id, reason)
-        except (steering.NoSuchRollout, steering.SteeringRefused) as error:
-            raise fail(str(error)) from None
-        message = done.message
-    out.print(message, highlight=False, soft_wrap=True)
+def _steer(
+    rollout_id: int, action: Steering, reason: str | None, config: Path | None = None
+) -> None:
+    """Pause, resume, abort, retry or promote a rollout; print what happened in one line, or
+    refuse in one line with a non-zero exit."""
+    with refusals():
+        done = pick_backend(config).steer(rollout_id, action, reason)
+    out.print(done.message, highlight=False, soft_wrap=True)
 
 
 RolloutId = Annotated[int, typer.Argument(help="the rollout's id")]
@@ -292,41 +243,15 @@ def token_create(
     ] = None,
 ) -> None:
     """Create an API token; its secret is printed this once, and only its hash is kept."""
-    from rollout.store.tokens import Scope, TokenError, create_token, grant_problem
+    from rollout.store.tokens import Scope
 
     if scope not in {s.value for s in Scope}:
         raise fail(f"unknown scope {scope!r} (one of: {', '.join(s.value for s in Scope)})")
-    services = service or []
-    places = environment or []
-    remote = _remote()
-    if remote is not None:
-        # Each scope's body carries its own grant only: the API refuses fields it does not use.
-        body: dict[str, Any] = {"scope": scope}
-        if scope == "pipeline":
-            body["services"] = services
-        if scope == "team":
-            body["team"] = team
-        if scope == "agent":
-            body["environments"] = places
-        if note is not None:
-            body["note"] = note
-        answer = _ask(remote, "POST", "/v1/tokens", json=body)
-        token_id, secret = answer["token"]["id"], answer["secret"]
-    else:
-        from rollout.engine.runtime import utcnow
-        from rollout.store.database import transaction
-
-        problem = grant_problem(_fleet(config), services, team, places)
-        if problem is not None:
-            raise fail(problem)
-        try:
-            with transaction(get_settings().resolved_database_url()) as session:
-                info, secret = create_token(
-                    session, Scope(scope), utcnow(), services, team, note, places
-                )
-        except TokenError as error:
-            raise fail(str(error)) from None
-        token_id = info.id
+    with refusals():
+        created = pick_backend(config).create_token(
+            scope, service or [], team, note, environment or []
+        )
+    token_id, secret = created.token.id, created.secret
     err.print(f"token {token_id} created; its secret is shown only now:", highlight=False)
     print(secret)
 
@@ -334,46 +259,18 @@ def token_create(
 @token_app.command("revoke")
 def token_revoke(token_id: Annotated[int, typer.Argument(help="the token's id")]) -> None:
     """Revoke a token: the API refuses it from the next request on."""
-    remote = _remote()
-    if remote is not None:
-        _ask(remote, "POST", f"/v1/tokens/{token_id}/revoke")
-    else:
-        from rollout.engine.runtime import utcnow
-        from rollout.store.database import transaction
-        from rollout.store.tokens import revoke_token
-
-        with transaction(get_settings().resolved_database_url()) as session:
-            if revoke_token(session, token_id, utcnow()) is None:
-                raise fail(f"no token {token_id}")
+    with refusals():
+        pick_backend().revoke_token(token_id)
     out.print(f"token {token_id} revoked", highlight=False)
 
 
 @token_app.command("list")
 def token_list() -> None:
     """List tokens (never their secrets)."""
-    from rollout.api.schemas import TokenList, TokenView
     from rollout.cli.render import tokens_table
 
-    remote = _remote()
-    if remote is not None:
-        tokens = TokenList.model_validate(_ask(remote, "GET", "/v1/tokens")).tokens
-    else:
-        from rollout.store.database import reading
-        from rollout.store.tokens import list_tokens
-
-        with reading(get_settings().resolved_database_url()) as session:
-            tokens = [
-                TokenView(
-                    id=t.id,
-                    scope=t.scope,
-                    services=list(t.services),
-                    team=t.team,
-                    note=t.note,
-                    created_at=t.created_at,
-                    revoked_at=t.revoked_at,
-                )
-                for t in list_tokens(session)
-            ]
+    with refusals():
+        tokens = pick_backend().tokens()
     out.print(tokens_table(tokens))
 
 
@@ -406,20 +303,8 @@ def recall(
 ) -> None:
     """Recall a release: no new upgrade to it anywhere; where it runs, roll off to the last
     good version at once (no gates, no ramp)."""
-    remote = _remote()
-    if remote is not None:
-        body = {"service": service, "version": version, **({"reason": reason} if reason else {})}
-        answer = _ask(remote, "POST", "/v1/releases/recall", json=body)
-        out.print(answer["message"], highlight=False)
-        return
-    from rollout.engine.recall import NoSuchRelease
-    from rollout.engine.recall import recall as recall_release
-    from rollout.engine.runtime import Runtime
-
-    try:
-        recalled = recall_release(Runtime.from_settings(), service, version, reason)
-    except NoSuchRelease as error:
-        raise fail(str(error)) from None
+    with refusals():
+        recalled = pick_backend().recall(service, version, reason)
     out.print(recalled.message, highlight=False)
 
 

@@ -20,7 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select
 
-from rollout.cli.hygiene import gather, print_report, report_json
+from rollout.api.reads import hygiene_report
+from rollout.cli.hygiene import print_report, report_json
 from rollout.config import Fleet, load_fleet
 from rollout.domain.pages import PageState
 from rollout.drivers.simulated import SimulatedFleet, simulated_fleet
@@ -179,7 +180,8 @@ def run_demo(config: Path | None, console: Console | None) -> dict[str, Any]:
             time.sleep(0.1)
     tracing.flush()
     until = datetime.now(UTC)
-    hygiene = gather(database_url, fleet, until - timedelta(days=1), until)
+    with reading(database_url) as session:
+        hygiene = hygiene_report(session, fleet, until - timedelta(days=1), until)
 
     with transaction(database_url) as session:
         upgrades = upgrade_counts(session)

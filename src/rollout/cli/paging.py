@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
-import socket
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from sqlalchemy import select
 
-from rollout.config import Team
-from rollout.domain.pages import PageState
-from rollout.engine.outbox import on_call_now
-from rollout.plan.build import paging_spec
-from rollout.settings import get_settings
-from rollout.store.database import reading, transaction
-from rollout.store.models import Override, Page
-
-
-def _team(name: str, config: Path | None) -> Team:
-    from rollout.cli import _fleet, fail
-
-    fleet = _fleet(config)
-    try:
-        return fleet.team(name)
-    except KeyError:
-        known = ", ".join(t.name for t in fleet.teams) or "none"
-        raise fail(f"unknown team {name!r} (teams: {known})") from None
+if TYPE_CHECKING:
+    from rollout.cli.backend import PageResponse
 
 
 def oncall(
@@ -40,26 +20,13 @@ def oncall(
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
 ) -> None:
     """Who is primary and secondary on call for a team at an instant, and why."""
-    from rollout.cli import _ask, _remote, fail, out
+    from rollout.cli import out, pick_backend, refusals
 
     # Shown in the reader's zone; a time typed without a zone is the reader's too.
     when = (at or datetime.now(UTC)).astimezone()
-    remote = _remote()
-    if remote is not None:
-        answer = _ask(remote, "GET", f"/v1/teams/{team}/oncall", params={"at": when.isoformat()})
-        lines = [
-            (a["role"], a["member"], a["reason"]) for a in (answer["primary"], answer["secondary"])
-        ]
-    else:
-        spec = _team(team, config)
-        if spec.rotations is None:
-            raise fail(f"team {team!r} has no rotations in the fleet config")
-        with reading(get_settings().resolved_database_url()) as session:
-            on_call = on_call_now(session, paging_spec(spec), when)
-        assert on_call is not None
-        lines = [
-            (str(a.role), a.member.name, a.reason) for a in (on_call.primary, on_call.secondary)
-        ]
+    with refusals():
+        answer = pick_backend(config).oncall(team, when)
+    lines = [(a.role, a.member, a.reason) for a in (answer.primary, answer.secondary)]
     out.print(f"On call for {team} at {when:%Y-%m-%d %H:%M %Z}", highlight=False)
     for role, member, reason in lines:
         out.print(
@@ -75,54 +42,12 @@ def pages(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """Pages sent, newest first: to whom, for what, and how each channel took it."""
-    from rollout.cli import out
-    from rollout.store.models import Delivery
+    from rollout.cli import out, pick_backend, refusals
+    from rollout.cli.render import pages_table
 
-    with reading(get_settings().resolved_database_url()) as session:
-        query = select(Page).order_by(Page.id.desc()).limit(limit)
-        if team:
-            query = query.where(Page.team == team)
-        if open_only:
-            query = query.where(Page.state != PageState.RESOLVED)
-        rows = list(session.scalars(query))
-        deliveries: dict[int, list[Delivery]] = {}
-        for delivery in session.scalars(
-            select(Delivery).where(Delivery.page_id.in_([p.id for p in rows]))
-        ):
-            deliveries.setdefault(delivery.page_id, []).append(delivery)
-    table = Table(title="Pages", title_justify="left")
-    for column in (
-        "id",
-        "at (UTC)",
-        "team",
-        "sev",
-        "to",
-        "release",
-        "where",
-        "what",
-        "state",
-        "delivery",
-    ):
-        table.add_column(column, overflow="fold")
-    for page in rows:
-        sent = ", ".join(
-            f"{d.channel.split(':', 1)[1]} {d.state}"
-            + (f" ({d.attempts} tries)" if d.attempts > 1 else "")
-            for d in deliveries.get(page.id, [])
-        )
-        table.add_row(
-            str(page.id),
-            f"{page.created_at:%m-%d %H:%M:%S}",
-            page.team,
-            page.severity,
-            f"{page.recipient} ({page.role})" if page.recipient else "team",
-            f"{page.service} {page.version}",
-            f"{page.environment} ({page.stage})",
-            f"{page.gate or 'deploy'}: {page.detail.split(' (http')[0]}",
-            page.state,
-            sent or "no channel",
-        )
-    out.print(table)
+    with refusals():
+        rows = pick_backend().pages(team, open_only, limit)
+    out.print(pages_table(rows))
 
 
 def override(
@@ -137,35 +62,13 @@ def override(
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
 ) -> None:
     """Let someone cover a team's rotation for a while: an override wins over the rota."""
-    from rollout.cli import fail, out
+    from rollout.cli import out, pick_backend, refusals
 
-    spec = _team(team, config)
-    members = {m.name: m for m in spec.members}
-    if member not in members:
-        raise fail(f"{member!r} is not a member of team {team!r} ({', '.join(members)})")
-    if replaces is not None and replaces not in members:
-        raise fail(f"{replaces!r} is not a member of team {team!r}")
-    if role not in ("primary", "secondary"):
-        raise fail(f"unknown role {role!r} (primary or secondary)")
-    start, end = starts.astimezone(UTC), ends.astimezone(UTC)
-    if end <= start:
-        raise fail("--until must be after --from")
-    with transaction(get_settings().resolved_database_url()) as session:
-        row = Override(
-            team=team,
-            role=role,
-            member=member,
-            timezone=members[member].timezone,
-            replaces=replaces,
-            starts_at=start,
-            ends_at=end,
-            created_at=datetime.now(UTC),
-        )
-        session.add(row)
-        session.flush()
-        number = row.id
+    with refusals():
+        done = pick_backend(config).override(team, member, starts, ends, role, replaces)
+    start, end = done.starts_at, done.ends_at
     out.print(
-        f"override {number}: {member} covers {team}'s {role} from {start:%Y-%m-%d %H:%M} to "
+        f"override {done.id}: {member} covers {team}'s {role} from {start:%Y-%m-%d %H:%M} to "
         f"{end:%Y-%m-%d %H:%M} UTC" + (f", in place of {replaces}" if replaces else ""),
         highlight=False,
     )
@@ -173,60 +76,22 @@ def override(
 
 def _answer(
     page_id: int,
-    response: str,
+    response: PageResponse,
     note: str | None = None,
     to_team: str | None = None,
     config: Path | None = None,
 ) -> None:
-    """One response to a page, through the API when ROLLOUT_API_URL is set, else locally."""
-    from rollout.cli import _ask, _fleet, _remote, fail, out
-    from rollout.engine.responding import Response, ResponseRefused, respond
+    """One response to a page; say what it is now, and whom a misroute paged instead."""
+    from rollout.cli import out, pick_backend, refusals
 
-    remote = _remote()
-    if remote is not None:
-        if response in ("acknowledge", "resolve"):
-            _ask(remote, "POST", f"/v1/pages/{page_id}/{response}")
-        else:
-            body: dict[str, str] = {"kind": response}
-            if to_team:
-                body["team"] = to_team
-            if note:
-                body["note"] = note
-            _ask(remote, "POST", f"/v1/pages/{page_id}/feedback", json=body)
-        out.print(f"page {page_id}: {response} recorded", highlight=False)
-        return
-    to_paging = None
-    if to_team is not None:
-        fleet = _fleet(config)
-        try:
-            to_paging = paging_spec(fleet.team(to_team))
-        except KeyError:
-            raise fail(f"unknown team {to_team!r}") from None
-    actor = f"cli:{getpass.getuser()}@{socket.gethostname()}"
-    with transaction(get_settings().resolved_database_url()) as session:
-        page = session.get(Page, page_id)
-        if page is None:
-            raise fail(f"no page {page_id}")
-        try:
-            again = respond(
-                session,
-                page,
-                Response(response),
-                datetime.now(UTC),
-                actor=actor,
-                note=note,
-                to_team=to_team,
-                to_paging=to_paging,
-            )
-        except ResponseRefused as refused:
-            raise fail(str(refused)) from None
-        state = page.state
-        repaged = (again.id, again.recipient) if again is not None else None
-    out.print(f"page {page_id}: {response} recorded; it is {state}", highlight=False)
-    if repaged is not None:
+    with refusals():
+        answered = pick_backend(config).answer(page_id, response, note, to_team)
+    out.print(f"page {page_id}: {response} recorded; it is {answered.state}", highlight=False)
+    again = answered.repaged
+    if again is not None:
         out.print(
-            f"team {to_team} paged: page {repaged[0]}"
-            + (f", to {repaged[1]}" if repaged[1] else ""),
+            f"team {to_team} paged: page {again.id}"
+            + (f", to {again.recipient}" if again.recipient else ""),
             highlight=False,
         )
 

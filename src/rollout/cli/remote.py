@@ -1,18 +1,44 @@
-"""The CLI's remote mode: with ROLLOUT_API_URL and ROLLOUT_TOKEN set, commands ask the API
-over HTTP instead of opening the database."""
+"""The CLI's remote mode: with ROLLOUT_API_URL and ROLLOUT_TOKEN set, every operation asks
+the API over HTTP and parses the read models it answers with; the database is never opened."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel
+
+from rollout.api.schemas import (
+    AnsweredOut,
+    FreezeList,
+    FreezeOut,
+    HygieneOut,
+    OnCallOut,
+    OverrideOut,
+    PageList,
+    PageView,
+    RecalledOut,
+    RolloutDetailView,
+    RolloutList,
+    RolloutSummary,
+    SteeredOut,
+    SubmittedOut,
+    TokenCreated,
+    TokenList,
+    TokenView,
+    UnfrozenOut,
+)
+from rollout.cli.backend import BackendError, PageResponse, Steering
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
+Model = TypeVar("Model", bound=BaseModel)
 
-class RemoteError(Exception):
+
+class RemoteError(BackendError):
     """The API refused, or could not be reached; the message says why in one line."""
 
 
@@ -69,3 +95,133 @@ def _message(response: httpx.Response) -> str:
     if isinstance(detail, str) and detail:
         return detail
     return response.reason_phrase or "the API refused"
+
+
+class RemoteBackend:
+    """Every operation through the API, which holds the database and the fleet config."""
+
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+
+    def _ask(
+        self,
+        model: type[Model],
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Model:
+        return model.model_validate(
+            self.remote.request(method, path, json=json, params=params).json()
+        )
+
+    def submit(self, service: str, version: str, digest: str | None) -> SubmittedOut:
+        body = {"service": service, "version": version, "digest": digest}
+        return self._ask(SubmittedOut, "POST", "/v1/releases", json=body)
+
+    def list_rollouts(
+        self,
+        *,
+        service: str | None,
+        state: str | None,
+        stage: str | None,
+        team: str | None,
+        limit: int,
+    ) -> list[RolloutSummary]:
+        params = {"service": service, "state": state, "stage": stage, "team": team}
+        answer = self._ask(RolloutList, "GET", "/v1/rollouts", params={**params, "limit": limit})
+        return answer.rollouts
+
+    def show_rollout(self, rollout_id: int) -> RolloutDetailView:
+        return self._ask(RolloutDetailView, "GET", f"/v1/rollouts/{rollout_id}")
+
+    def steer(self, rollout_id: int, action: Steering, reason: str | None) -> SteeredOut:
+        body = {} if reason is None else {"reason": reason}
+        return self._ask(SteeredOut, "POST", f"/v1/rollouts/{rollout_id}/{action}", json=body)
+
+    def recall(self, service: str, version: str, reason: str | None) -> RecalledOut:
+        body = {"service": service, "version": version, **({"reason": reason} if reason else {})}
+        return self._ask(RecalledOut, "POST", "/v1/releases/recall", json=body)
+
+    def freeze(self, target: str, until: str, reason: str, kind: str | None) -> FreezeOut:
+        body: dict[str, Any] = {"target": target, "until": until, "reason": reason}
+        if kind is not None:
+            body["kind"] = kind
+        return self._ask(FreezeOut, "POST", "/v1/freezes", json=body)
+
+    def unfreeze(self, target: str, kind: str | None) -> UnfrozenOut:
+        return self._ask(UnfrozenOut, "DELETE", f"/v1/freezes/{target}", params={"kind": kind})
+
+    def freezes(self) -> list[FreezeOut]:
+        return self._ask(FreezeList, "GET", "/v1/freezes").freezes
+
+    def oncall(self, team: str, at: datetime) -> OnCallOut:
+        params = {"at": at.isoformat()}
+        return self._ask(OnCallOut, "GET", f"/v1/teams/{team}/oncall", params=params)
+
+    def override(
+        self,
+        team: str,
+        member: str,
+        starts: datetime,
+        ends: datetime,
+        role: str,
+        replaces: str | None,
+    ) -> OverrideOut:
+        # A time typed without a zone is the reader's, as in local mode.
+        body: dict[str, Any] = {
+            "member": member,
+            "starts_at": starts.astimezone().isoformat(),
+            "ends_at": ends.astimezone().isoformat(),
+            "role": role,
+        }
+        if replaces is not None:
+            body["replaces"] = replaces
+        return self._ask(OverrideOut, "POST", f"/v1/teams/{team}/overrides", json=body)
+
+    def pages(self, team: str | None, open_only: bool, limit: int) -> list[PageView]:
+        params = {"team": team, "open": "true" if open_only else None, "limit": limit}
+        return self._ask(PageList, "GET", "/v1/pages", params=params).pages
+
+    def answer(
+        self, page_id: int, response: PageResponse, note: str | None, to_team: str | None
+    ) -> AnsweredOut:
+        if response in ("acknowledge", "resolve"):
+            return self._ask(AnsweredOut, "POST", f"/v1/pages/{page_id}/{response}")
+        body: dict[str, str] = {"kind": response}
+        if to_team:
+            body["team"] = to_team
+        if note:
+            body["note"] = note
+        return self._ask(AnsweredOut, "POST", f"/v1/pages/{page_id}/feedback", json=body)
+
+    def hygiene(self, since: str, team: str | None, night_budget: float) -> HygieneOut:
+        params = {"since": since, "team": team, "night_budget": night_budget}
+        return self._ask(HygieneOut, "GET", "/v1/hygiene", params=params)
+
+    def create_token(
+        self,
+        scope: str,
+        services: list[str],
+        team: str | None,
+        note: str | None,
+        environments: list[str],
+    ) -> TokenCreated:
+        # Each scope's body carries its own grant only: the API refuses fields it does not use.
+        body: dict[str, Any] = {"scope": scope}
+        if scope == "pipeline":
+            body["services"] = services
+        if scope == "team":
+            body["team"] = team
+        if scope == "agent":
+            body["environments"] = environments
+        if note is not None:
+            body["note"] = note
+        return self._ask(TokenCreated, "POST", "/v1/tokens", json=body)
+
+    def revoke_token(self, token_id: int) -> TokenView:
+        return self._ask(TokenView, "POST", f"/v1/tokens/{token_id}/revoke")
+
+    def tokens(self) -> list[TokenView]:
+        return self._ask(TokenList, "GET", "/v1/tokens").tokens

@@ -6,8 +6,14 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from rollout.api.schemas import GateView, RolloutDetailView, TokenView, UpgradeView
-from rollout.store.queries import RolloutRow
+from rollout.api.schemas import (
+    GateView,
+    PageView,
+    RolloutDetailView,
+    RolloutSummary,
+    TokenView,
+    UpgradeView,
+)
 
 STATE_STYLE = {
     "succeeded": "green",
@@ -34,7 +40,7 @@ def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
 
 
-def rollouts_table(rows: list[RolloutRow]) -> Table:
+def rollouts_table(rows: list[RolloutSummary]) -> Table:
     table = Table(title="Rollouts", title_justify="left")
     for column in ("id", "service", "version", "team", "state", "stage", "upgraded", "reason"):
         table.add_column(column, overflow="fold")
@@ -150,5 +156,41 @@ def tokens_table(tokens: list[TokenView]) -> Table:
             t.note or "",
             f"{t.created_at:%Y-%m-%d %H:%M} UTC",
             Text(f"{t.revoked_at:%Y-%m-%d %H:%M} UTC", style="red") if t.revoked_at else "",
+        )
+    return table
+
+
+def pages_table(pages: list[PageView]) -> Table:
+    table = Table(title="Pages", title_justify="left")
+    for column in (
+        "id",
+        "at (UTC)",
+        "team",
+        "sev",
+        "to",
+        "release",
+        "where",
+        "what",
+        "state",
+        "delivery",
+    ):
+        table.add_column(column, overflow="fold")
+    for page in pages:
+        sent = ", ".join(
+            f"{d.channel.split(':', 1)[1]} {d.state}"
+            + (f" ({d.attempts} tries)" if d.attempts > 1 else "")
+            for d in page.deliveries
+        )
+        table.add_row(
+            str(page.id),
+            f"{page.created_at:%m-%d %H:%M:%S}",
+            page.team,
+            page.severity,
+            f"{page.recipient} ({page.role})" if page.recipient else "team",
+            f"{page.service} {page.version}",
+            f"{page.environment} ({page.stage})",
+            f"{page.gate or 'deploy'}: {page.detail.split(' (http')[0]}",
+            page.state,
+            sent or "no channel",
         )
     return table

@@ -136,3 +136,23 @@ PositiveDuration = Annotated[
     PlainSerializer(_serialize, return_type=str, when_used="json"),
     WithJsonSchema(_SCHEMA),
 ]
+
+
+# parse_duration stops at days (the fleet config never needs more); a report window (rollout
+# hygiene) often is weeks, so a leading "2w" is read here and the rest handed on.
+_WEEKS = re.compile(r"\s*(\d+)\s*w\s*(.*)")
+
+
+def parse_window(text: str) -> timedelta:
+    """A window length: 30d, 12h, 2w, 2w3d; raise ValueError for anything else or zero."""
+    weeks = _WEEKS.fullmatch(text)
+    if weeks is None:
+        window = parse_duration(text)
+    else:
+        rest = weeks.group(2)
+        window = timedelta(weeks=int(weeks.group(1))) + (
+            parse_duration(rest) if rest else timedelta(0)
+        )
+    if window <= timedelta(0):
+        raise ValueError(f"the window must be longer than 0s, got {text!r}")
+    return window

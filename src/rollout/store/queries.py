@@ -1,4 +1,4 @@
-"""Named read queries: what `rollout list` and `rollout show` (and later the API) read."""
+"""Named read queries over the tables: a rollout with its rows, and the demo's counts."""
 
 from __future__ import annotations
 
@@ -8,19 +8,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rollout.store.models import Measurement, Page, Release, Rollout, Upgrade
-
-
-@dataclass(frozen=True)
-class RolloutRow:
-    id: int
-    service: str
-    version: str
-    team: str
-    state: str
-    stage: str
-    done: int
-    total: int
-    reason: str | None
 
 
 @dataclass

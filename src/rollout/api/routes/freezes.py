@@ -9,9 +9,9 @@ from fastapi import APIRouter, Body, HTTPException
 from rollout.api.deps import Context, NamePath, Reader, Steerer
 from rollout.api.errors import conflict
 from rollout.api.schemas import FreezeIn, FreezeKind, FreezeList, FreezeOut, UnfrozenOut
+from rollout.api.views import freeze_out
 from rollout.engine.freezes import (
     FreezeRefused,
-    FreezeView,
     UnknownTarget,
     active_freezes,
     freeze,
@@ -36,7 +36,7 @@ def post_freeze(body: Annotated[FreezeIn, Body()], _: Steerer, ctx: Context) -> 
         raise HTTPException(404, str(error)) from None
     except FreezeRefused as error:
         raise HTTPException(409, str(error)) from None
-    return _freeze_out(done)
+    return freeze_out(done)
 
 
 @router.get("/v1/freezes")
@@ -44,7 +44,7 @@ def get_freezes(_: Reader, ctx: Context) -> FreezeList:
     """The freezes in force, the soonest to end first."""
     with reading(ctx.database_url) as session:
         found = active_freezes(session, ctx.runtime.now())
-    return FreezeList(freezes=[_freeze_out(f) for f in found])
+    return FreezeList(freezes=[freeze_out(f) for f in found])
 
 
 @router.delete("/v1/freezes/{target}")
@@ -56,15 +56,3 @@ def delete_freeze(
     nothing."""
     done = unfreeze(ctx.runtime, target, kind)
     return UnfrozenOut(changed=done.changed, message=done.message)
-
-
-def _freeze_out(view: FreezeView) -> FreezeOut:
-    kind = "service" if view.kind == "service" else "environment"
-    return FreezeOut(
-        kind=kind,
-        target=view.target,
-        until=view.until,
-        reason=view.reason,
-        created_at=view.created_at,
-        message=view.message,
-    )

@@ -13,7 +13,7 @@ from rollout.api.auth import check_team, visible_team
 from rollout.api.context import ApiContext
 from rollout.api.deps import MAX_ID, Context, Id, Limit, NameQuery, Reader
 from rollout.api.errors import conflict
-from rollout.api.schemas import FeedbackIn, MisroutedIn, PageList, PageView
+from rollout.api.schemas import AnsweredOut, FeedbackIn, MisroutedIn, PageList, PageView
 from rollout.domain.pages import PageAction
 from rollout.engine.responding import Response as PageResponse
 from rollout.engine.responding import ResponseRefused, respond
@@ -34,13 +34,21 @@ def list_pages(
     state: Annotated[str | None, Query(pattern=r"^[a-z_]{1,16}$")] = None,
     service: NameQuery = None,
     rollout_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    open_only: Annotated[bool, Query(alias="open", description="only pages not resolved")] = False,
     limit: Limit = 100,
 ) -> PageList:
-    """Pages, newest first. A team token sees its own team's only."""
+    """Pages, newest first, with how each channel took them. A team token sees its own
+    team's only."""
     team = visible_team(token, team)
     with reading(ctx.database_url) as session:
         pages = reads.list_pages(
-            session, team=team, state=state, service=service, rollout_id=rollout_id, limit=limit
+            session,
+            team=team,
+            state=state,
+            service=service,
+            rollout_id=rollout_id,
+            open_only=open_only,
+            limit=limit,
         )
     return PageList(pages=pages)
 
@@ -60,8 +68,9 @@ def resolve_page(page_id: Id, token: Reader, ctx: Context) -> PageView:
 @router.post("/v1/pages/{page_id}/feedback")
 def page_feedback(
     page_id: Id, body: Annotated[FeedbackIn, Body()], token: Reader, ctx: Context
-) -> PageView:
-    """Tell whether the page was misrouted (and whose it was) or not actionable."""
+) -> AnsweredOut:
+    """Tell whether the page was misrouted (and whose it was: `repaged` is the page that
+    team gets) or not actionable."""
     team = body.team if isinstance(body, MisroutedIn) else None
     if team is not None and team not in {t.name for t in ctx.fleet.teams}:
         raise HTTPException(404, f"unknown team {team!r}")
@@ -80,13 +89,13 @@ def _respond(
     note: str | None = None,
     to_team: str | None = None,
     to_paging: PagingSpec | None = None,
-) -> PageView:
+) -> AnsweredOut:
     # The engine's rules: acknowledging stops escalation and tells the page's channels;
     # a misroute resolves it here and pages the right team.
     with transaction(ctx.database_url) as session:
         page = _page_for(session, page_id, token)
         try:
-            respond(
+            again = respond(
                 session,
                 page,
                 response,
@@ -99,7 +108,8 @@ def _respond(
             )
         except ResponseRefused as refused:
             raise HTTPException(409, str(refused)) from None
-        return reads.page_view(page)
+        views = reads.page_views(session, [page] if again is None else [page, again])
+        return AnsweredOut(**views[0].model_dump(), repaged=views[1] if again else None)
 
 
 def _page_for(session: Session, page_id: int, token: TokenInfo) -> Page:

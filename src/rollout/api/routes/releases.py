@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, HTTPException, Response
 from rollout.api.auth import forbidden
 from rollout.api.deps import Context, Pipeline, Steerer
 from rollout.api.schemas import ErrorOut, RecalledOut, RecallIn, SubmitIn, SubmittedOut
+from rollout.api.views import recalled_out
 from rollout.engine.recall import NoSuchRelease, recall
 from rollout.engine.submission import SubmitError, submit
 from rollout.observability import metrics
@@ -72,9 +73,4 @@ def recall_release(body: Annotated[RecallIn, Body()], _: Steerer, ctx: Context) 
         done = recall(ctx.runtime, body.service, body.version, body.reason)
     except NoSuchRelease as error:
         raise HTTPException(404, str(error)) from None
-    return RecalledOut(
-        release_id=done.release_id,
-        changed=done.changed,
-        rolling_off=list(done.rolling_off),
-        message=done.message,
-    )
+    return recalled_out(done)

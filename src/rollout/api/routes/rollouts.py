@@ -12,6 +12,7 @@ from rollout.api.auth import check_team, visible_team
 from rollout.api.deps import Context, Id, Limit, NameQuery, Reader, Steerer
 from rollout.api.errors import conflict
 from rollout.api.schemas import RolloutDetailView, RolloutList, SteeredOut, SteerIn
+from rollout.api.views import steered_out
 from rollout.domain.states import RolloutState
 from rollout.engine import steering
 from rollout.engine.steering import NoSuchRollout, Steered, SteeringRefused
@@ -39,7 +40,7 @@ def list_rollouts(
         rows = reads.list_rollouts(
             session, service=service, state=state, stage=stage, team=team, limit=limit
         )
-    return RolloutList(rollouts=[reads.summary_of(r) for r in rows])
+    return RolloutList(rollouts=rows)
 
 
 @router.get("/v1/rollouts/{rollout_id}", tags=["rollouts"])
@@ -95,13 +96,7 @@ def _steer(act: Callable[[], Steered]) -> SteeredOut:
         raise HTTPException(404, str(error)) from None
     except SteeringRefused as error:
         raise HTTPException(409, str(error)) from None
-    return SteeredOut(
-        rollout_id=done.rollout_id,
-        state=done.state,
-        changed=done.changed,
-        message=done.message,
-        retried_from=done.retried_from,
-    )
+    return steered_out(done)
 
 
 def _reason(body: SteerIn | None) -> str | None:

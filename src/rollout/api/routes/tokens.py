@@ -16,10 +16,10 @@ from rollout.api.schemas import (
     TokenList,
     TokenView,
 )
+from rollout.api.views import token_view
 from rollout.store.database import reading, transaction
 from rollout.store.tokens import (
     TokenError,
-    TokenInfo,
     create_token,
     grant_problem,
     list_tokens,
@@ -33,7 +33,7 @@ router = APIRouter(tags=["tokens"])
 def get_tokens(_: Admin, ctx: Context) -> TokenList:
     """Every token, revoked ones too; never a secret."""
     with reading(ctx.database_url) as session:
-        return TokenList(tokens=[_token_view(t) for t in list_tokens(session)])
+        return TokenList(tokens=[token_view(t) for t in list_tokens(session)])
 
 
 @router.post("/v1/tokens", status_code=201)
@@ -52,7 +52,7 @@ def post_token(body: Annotated[TokenIn, Body()], _: Admin, ctx: Context) -> Toke
             )
     except TokenError as error:
         raise HTTPException(422, str(error)) from None
-    return TokenCreated(token=_token_view(info), secret=secret)
+    return TokenCreated(token=token_view(info), secret=secret)
 
 
 @router.post("/v1/tokens/{token_id}/revoke")
@@ -62,17 +62,4 @@ def post_revoke(token_id: Id, _: Admin, ctx: Context) -> TokenView:
         info = revoke_token(session, token_id, ctx.now())
     if info is None:
         raise HTTPException(404, f"no token {token_id}")
-    return _token_view(info)
-
-
-def _token_view(info: TokenInfo) -> TokenView:
-    return TokenView(
-        id=info.id,
-        scope=info.scope,
-        services=list(info.services),
-        team=info.team,
-        note=info.note,
-        created_at=info.created_at,
-        revoked_at=info.revoked_at,
-        environments=list(info.environments),
-    )
+    return token_view(info)

@@ -1,0 +1,52 @@
+"""On-call overrides: someone covers a team's rotation for a while, checked and written."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from rollout.config import Team
+from rollout.store.models import Override
+
+
+class OverrideRefused(Exception):
+    """The override names someone outside the team, an unknown role, or an empty span."""
+
+
+def add_override(
+    session: Session,
+    team: Team,
+    member: str,
+    starts: datetime,
+    ends: datetime,
+    now: datetime,
+    role: str = "primary",
+    replaces: str | None = None,
+) -> Override:
+    """Write the override (it wins over the rota from `starts` to `ends`); refuse a mistake."""
+    members = {m.name: m for m in team.members}
+    if member not in members:
+        raise OverrideRefused(
+            f"{member!r} is not a member of team {team.name!r} ({', '.join(members)})"
+        )
+    if replaces is not None and replaces not in members:
+        raise OverrideRefused(f"{replaces!r} is not a member of team {team.name!r}")
+    if role not in ("primary", "secondary"):
+        raise OverrideRefused(f"unknown role {role!r} (primary or secondary)")
+    start, end = starts.astimezone(UTC), ends.astimezone(UTC)
+    if end <= start:
+        raise OverrideRefused("--until must be after --from")
+    row = Override(
+        team=team.name,
+        role=role,
+        member=member,
+        timezone=members[member].timezone,
+        replaces=replaces,
+        starts_at=start,
+        ends_at=end,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
