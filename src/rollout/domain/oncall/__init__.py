@@ -1,0 +1,58 @@
+"""On-call: who holds a team's pager at an instant, the rest rule, routing and escalation.
+The rules themselves are spelled out at the top of rotations.py."""
+
+from rollout.domain.oncall.rotations import (
+    MAX_MEMBERS,
+    MIN_MEMBERS,
+    NIGHT_ENDS,
+    SEVERITIES,
+    EscalationTarget,
+    IssueLevel,
+    Member,
+    Role,
+    Rotation,
+    RotationIssue,
+    Shift,
+    check_rotation,
+    nth_shift,
+    shift_at,
+)
+from rollout.domain.oncall.schedule import (
+    Assignment,
+    EscalationStep,
+    OnCall,
+    Override,
+    Rest,
+    escalations_due,
+    next_escalation_at,
+    rest_after_page,
+    route,
+    who_is_on_call,
+)
+
+__all__ = [
+    "MAX_MEMBERS",
+    "MIN_MEMBERS",
+    "NIGHT_ENDS",
+    "SEVERITIES",
+    "Assignment",
+    "EscalationStep",
+    "EscalationTarget",
+    "IssueLevel",
+    "Member",
+    "OnCall",
+    "Override",
+    "Rest",
+    "Role",
+    "Rotation",
+    "RotationIssue",
+    "Shift",
+    "check_rotation",
+    "escalations_due",
+    "next_escalation_at",
+    "nth_shift",
+    "rest_after_page",
+    "route",
+    "shift_at",
+    "who_is_on_call",
+]
