@@ -658,7 +658,7 @@ def test_freezes_over_the_api(world: World) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "status", "fragment"),
     [
-        ("/v1/hygiene?since=0s", None, 422, "since: the window must be longer than 0s"),
+        ("/v1/hygiene?since=0s", None, 422, "query.since: String should match pattern"),
         ("/v1/hygiene?team=nobody", None, 404, "unknown team 'nobody'"),
         (
             "/v1/teams/payments/overrides",

@@ -36,7 +36,9 @@ from sqlalchemy import select
 from rollout.api import create_app
 from rollout.config import Fault, Fleet, load_fleet
 from rollout.drivers.simulated import simulated_fleet
+from rollout.engine.backends import Backends
 from rollout.engine.embedded import EmbeddedEngine
+from rollout.engine.runtime import Runtime
 from rollout.observability import tracing
 from rollout.store.database import reading, transaction
 from rollout.store.models import Delivery, Installation, Rollout, Upgrade
@@ -98,7 +100,7 @@ def test_one_rollout_is_one_trace_from_the_api_call_to_the_page(
     with fresh_database("rollout_trace_test") as url:
         secret = _prepare(url, fleet)
         client = TestClient(create_app(url, fleet))
-        with EmbeddedEngine(url, url, threads=2, tick_seconds=0.05):
+        with EmbeddedEngine(Runtime(url, Backends.real(url, url)), threads=2, tick_seconds=0.05):
             answer = client.post(
                 "/v1/releases",
                 json={"service": BAD[0], "version": BAD[1]},

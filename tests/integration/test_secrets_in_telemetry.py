@@ -17,7 +17,9 @@ from opentelemetry.trace import SpanKind
 
 from rollout.api import create_app
 from rollout.config import load_fleet
+from rollout.engine.backends import Backends
 from rollout.engine.embedded import EmbeddedEngine
+from rollout.engine.runtime import Runtime
 from rollout.observability import tracing
 from tests.conftest import FIXTURES, Cluster, PageReceiver, fresh_database
 from tests.integration.test_observability import BAD, _free_port, _prepare, _settled
@@ -61,7 +63,7 @@ def test_no_span_carries_a_webhook_secret_or_a_query_token(
     with fresh_database("rollout_secret_trace_test") as url:
         secret = _prepare(url, fleet)
         client = TestClient(create_app(url, fleet))
-        with EmbeddedEngine(url, url, threads=2, tick_seconds=0.05):
+        with EmbeddedEngine(Runtime(url, Backends.real(url, url)), threads=2, tick_seconds=0.05):
             answer = client.post(
                 "/v1/releases",
                 json={"service": BAD[0], "version": BAD[1]},

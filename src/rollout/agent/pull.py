@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from rollout.agent import Agent, Conflict, PullSettings, WrongEnvironment
 from rollout.drivers import DeployPhase, DeployRequest, Health
+from rollout.json_types import JsonObject
 from rollout.secrets import SecretError, SecretRef, scrub
 
 log = logging.getLogger("rollout.agent")
@@ -26,11 +26,14 @@ def pull_once(agent: Agent, settings: PullSettings, token: SecretRef, client: ht
     try:
         answer = client.get(f"{base}/desired", headers=headers)
         answer.raise_for_status()
-        desired: list[dict[str, Any]] = answer.json()["deployments"]
+        desired: list[JsonObject] = answer.json()["deployments"]
         reported = 0
         for item in desired:
             request = DeployRequest(
-                str(item["key"]), agent.environment, str(item["service"]), item["version"]
+                str(item["key"]),
+                agent.environment,
+                str(item["service"]),
+                None if item["version"] is None else str(item["version"]),
             )
             try:
                 deployment, _ = agent.deploy(request)

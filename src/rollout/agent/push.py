@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rollout.agent import KEY_PATTERN, Agent, Conflict, WrongEnvironment
 from rollout.config.base import NAME_PATTERN, VERSION_PATTERN
 from rollout.drivers import DeployRequest, Health
+from rollout.json_types import JsonObject
 from rollout.secrets import SecretError, SecretRef
 
 
@@ -40,7 +41,7 @@ def push_app(agent: Agent, token: SecretRef | None) -> FastAPI:
             raise HTTPException(401, "send the agent's token: Authorization: Bearer <token>")
 
     @app.post("/deployments", status_code=201, dependencies=[Depends(authorized)])
-    def deploy(body: DeploymentIn, response: Response) -> dict[str, Any]:
+    def deploy(body: DeploymentIn, response: Response) -> JsonObject:
         """Start a deploy; the same key again is the same deploy (200), never a second one."""
         request = DeployRequest(body.key, body.environment, body.service, body.version)
         try:
@@ -54,14 +55,14 @@ def push_app(agent: Agent, token: SecretRef | None) -> FastAPI:
         return deployment.as_json()
 
     @app.get("/deployments/{key}", dependencies=[Depends(authorized)])
-    def deployment(key: str) -> dict[str, Any]:
+    def deployment(key: str) -> JsonObject:
         found = agent.status(key)
         if found is None:
             raise HTTPException(404, f"no deploy {key} here")
         return found.as_json()
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
+    def health() -> JsonObject:
         """The agent is up; what runs in its environment (versions only)."""
         return {
             "status": "ok",
@@ -70,7 +71,7 @@ def push_app(agent: Agent, token: SecretRef | None) -> FastAPI:
         }
 
     @app.get("/health/{service}")
-    def service_health(service: str, response: Response) -> dict[str, Any]:
+    def service_health(service: str, response: Response) -> JsonObject:
         """200 healthy, 503 unhealthy or not known yet; 404 a service never deployed here."""
         state = agent.health(service)
         if state is None:

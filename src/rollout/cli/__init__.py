@@ -410,7 +410,7 @@ def demo(
 
     summary = run_demo(config, console=None if as_json else out)
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary.model_dump(mode="json"), indent=2))
 
 
 def main() -> Any:

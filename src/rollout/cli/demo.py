@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -30,6 +31,7 @@ from rollout.engine.embedded import EmbeddedEngine
 from rollout.engine.responding import Response, respond
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
+from rollout.json_types import JsonObject
 from rollout.observability import setup, tracing
 from rollout.store.database import migrate, reading, transaction
 from rollout.store.models import Delivery, Installation, Page
@@ -95,11 +97,47 @@ def _status_table(upgrades: dict[str, int], rollouts: dict[str, int]) -> Table:
     return table
 
 
+class DemoPage(BaseModel):
+    """A page the demo raised, as its summary shows it."""
+
+    team: str
+    recipient: str | None
+    role: str | None
+    severity: str
+    service: str
+    version: str
+    environment: str
+    stage: str
+    gate: str | None
+    detail: str
+    summary: str
+
+
+class DemoSummary(BaseModel):
+    """What `rollout demo` did (`--json` prints it)."""
+
+    services: int
+    environments: int
+    stages: list[str]
+    releases_submitted: int
+    rollouts: dict[str, int]
+    upgrades: dict[str, int]
+    upgrades_done: int
+    rollbacks: int
+    pages: list[DemoPage]
+    pages_by_team: dict[str, int]
+    pager_received: dict[str, int]
+    hygiene: JsonObject
+    all_final: bool
+    elapsed_s: float
+    data_dir: str
+
+
 class Pager:
     """The demo's on-call pager: a webhook receiver on loopback that counts what arrives."""
 
     def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
+        self.received: list[JsonObject] = []
         pager = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -129,7 +167,7 @@ def _pending_deliveries(database_url: str) -> int:
         return len(list(session.scalars(select(Delivery.id).where(Delivery.state == "pending"))))
 
 
-def run_demo(config: Path | None, console: Console | None) -> dict[str, Any]:
+def run_demo(config: Path | None, console: Console | None) -> DemoSummary:
     started = time.monotonic()
     setup("demo", log_format=None)  # with OTEL_TRACES_EXPORTER set: its rollouts traced
     pager = Pager()
@@ -188,38 +226,38 @@ def run_demo(config: Path | None, console: Console | None) -> dict[str, Any]:
         rollouts = rollout_counts(session)
         pages = all_pages(session)
     elapsed = time.monotonic() - started
-    summary: dict[str, Any] = {
-        "services": len(fleet.services),
-        "environments": len(fleet.environments),
-        "stages": [s.name for s in fleet.stages],
-        "releases_submitted": len(submitted),
-        "rollouts": dict(sorted(rollouts.items())),
-        "upgrades": dict(sorted(upgrades.items())),
-        "upgrades_done": upgrades.get("succeeded", 0),
-        "rollbacks": upgrades.get("rolled_back", 0) + upgrades.get("rollback_failed", 0),
-        "pages": [
-            {
-                "team": p.team,
-                "recipient": p.recipient,
-                "role": p.role,
-                "severity": p.severity,
-                "service": p.service,
-                "version": p.version,
-                "environment": p.environment,
-                "stage": p.stage,
-                "gate": p.gate,
-                "detail": p.detail,
-                "summary": p.summary,
-            }
+    summary = DemoSummary(
+        services=len(fleet.services),
+        environments=len(fleet.environments),
+        stages=[s.name for s in fleet.stages],
+        releases_submitted=len(submitted),
+        rollouts=dict(sorted(rollouts.items())),
+        upgrades=dict(sorted(upgrades.items())),
+        upgrades_done=upgrades.get("succeeded", 0),
+        rollbacks=upgrades.get("rolled_back", 0) + upgrades.get("rollback_failed", 0),
+        pages=[
+            DemoPage(
+                team=p.team,
+                recipient=p.recipient,
+                role=p.role,
+                severity=p.severity,
+                service=p.service,
+                version=p.version,
+                environment=p.environment,
+                stage=p.stage,
+                gate=p.gate,
+                detail=p.detail,
+                summary=p.summary,
+            )
             for p in pages
         ],
-        "pages_by_team": dict(Counter(p.team for p in pages)),
-        "pager_received": dict(Counter(body["action"] for body in pager.received)),
-        "hygiene": report_json(hygiene),
-        "all_final": all(s in _FINAL_ROLLOUT for s in rollouts),
-        "elapsed_s": round(elapsed, 1),
-        "data_dir": str(workdir),
-    }
+        pages_by_team=dict(Counter(p.team for p in pages)),
+        pager_received=dict(Counter(str(body["action"]) for body in pager.received)),
+        hygiene=report_json(hygiene),
+        all_final=all(s in _FINAL_ROLLOUT for s in rollouts),
+        elapsed_s=round(elapsed, 1),
+        data_dir=str(workdir),
+    )
     pager.server.shutdown()
     if console:
         _print_summary(console, summary)
@@ -232,34 +270,34 @@ _FINAL = {"succeeded", "rolled_back", "rollback_failed", "cancelled", "supersede
 _FINAL_ROLLOUT = {"succeeded", "failed", "superseded"}
 
 
-def _print_summary(console: Console, summary: dict[str, Any]) -> None:
+def _print_summary(console: Console, summary: DemoSummary) -> None:
     console.print(
-        f"\n[bold]Demo finished in {summary['elapsed_s']}s[/bold]: "
-        f"{summary['services']} services × {summary['environments']} environments in "
-        f"{len(summary['stages'])} stages ({' → '.join(summary['stages'])})",
+        f"\n[bold]Demo finished in {summary.elapsed_s}s[/bold]: "
+        f"{summary.services} services × {summary.environments} environments in "
+        f"{len(summary.stages)} stages ({' → '.join(summary.stages)})",
         highlight=False,
     )
     console.print(
-        f"upgrades done: {summary['upgrades_done']} · rollbacks: {summary['rollbacks']} · "
-        f"rollouts: " + ", ".join(f"{k} {v}" for k, v in summary["rollouts"].items()),
+        f"upgrades done: {summary.upgrades_done} · rollbacks: {summary.rollbacks} · "
+        f"rollouts: " + ", ".join(f"{k} {v}" for k, v in summary.rollouts.items()),
         highlight=False,
     )
-    received = ", ".join(f"{n} {a}" for a, n in summary["pager_received"].items()) or "nothing"
+    received = ", ".join(f"{n} {a}" for a, n in summary.pager_received.items()) or "nothing"
     console.print(f"the teams' pager (a webhook) received: {received}", highlight=False)
     table = Table(title="Who was paged, for what", title_justify="left")
     for column in ("on call", "sev", "release", "environment", "what failed"):
         table.add_column(column, overflow="fold")
-    for page in summary["pages"]:
+    for page in summary.pages:
         table.add_row(
-            f"{page['recipient']} ({page['role']}, {page['team']})"
-            if page["recipient"]
-            else f"{page['team']} on-call",
-            page["severity"],
-            f"{page['service']} {page['version']}",
-            f"{page['environment']} ({page['stage']})",
-            page["detail"].split(" (http")[0],
+            f"{page.recipient} ({page.role}, {page.team})"
+            if page.recipient
+            else f"{page.team} on-call",
+            page.severity,
+            f"{page.service} {page.version}",
+            f"{page.environment} ({page.stage})",
+            page.detail.split(" (http")[0],
         )
     console.print(table)
     console.print(
-        f"data kept in {summary['data_dir']} (ROLLOUT_DATA_DIR to inspect it)", highlight=False
+        f"data kept in {summary.data_dir} (ROLLOUT_DATA_DIR to inspect it)", highlight=False
     )

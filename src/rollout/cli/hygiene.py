@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from rollout.api.schemas import HygieneGate, HygieneOut, HygieneTeam
 from rollout.config.durations import format_duration, parse_window
+from rollout.json_types import JsonObject
 
 
 def _median(tally: HygieneTeam | HygieneGate) -> str:
@@ -38,7 +39,7 @@ def _tally_cells(tally: HygieneTeam | HygieneGate) -> tuple[str, ...]:
 TALLY_COLUMNS = ("pages", "night", "acked", "median ack", "misrouted", "not actionable")
 
 
-def report_json(result: HygieneOut) -> dict[str, Any]:
+def report_json(result: HygieneOut) -> JsonObject:
     """The report as `--json` prints it: times in ISO 8601 with their offset."""
     return {
         **result.model_dump(),

@@ -4,9 +4,10 @@ the API over HTTP and parses the read models it answers with; the database is ne
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -32,10 +33,15 @@ from rollout.api.schemas import (
     UnfrozenOut,
 )
 from rollout.cli.backend import BackendError, PageResponse, Steering
+from rollout.json_types import JsonObject, JsonValue
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 Model = TypeVar("Model", bound=BaseModel)
+
+# A request body and a query string, as the CLI sends them.
+Body = Mapping[str, JsonValue]
+Query = Mapping[str, str | int | float | None]
 
 
 class RemoteError(BackendError):
@@ -66,8 +72,8 @@ class Remote:
         method: str,
         path: str,
         *,
-        json: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
+        json: Body | None = None,
+        params: Query | None = None,
     ) -> httpx.Response:
         """The API's answer if it is a success; RemoteError with its message otherwise."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
@@ -109,8 +115,8 @@ class RemoteBackend:
         method: str,
         path: str,
         *,
-        json: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
+        json: Body | None = None,
+        params: Query | None = None,
     ) -> Model:
         return model.model_validate(
             self.remote.request(method, path, json=json, params=params).json()
@@ -145,7 +151,7 @@ class RemoteBackend:
         return self._ask(RecalledOut, "POST", "/v1/releases/recall", json=body)
 
     def freeze(self, target: str, until: str, reason: str, kind: str | None) -> FreezeOut:
-        body: dict[str, Any] = {"target": target, "until": until, "reason": reason}
+        body: JsonObject = {"target": target, "until": until, "reason": reason}
         if kind is not None:
             body["kind"] = kind
         return self._ask(FreezeOut, "POST", "/v1/freezes", json=body)
@@ -170,7 +176,7 @@ class RemoteBackend:
         replaces: str | None,
     ) -> OverrideOut:
         # A time typed without a zone is the reader's, as in local mode.
-        body: dict[str, Any] = {
+        body: JsonObject = {
             "member": member,
             "starts_at": starts.astimezone().isoformat(),
             "ends_at": ends.astimezone().isoformat(),
@@ -209,13 +215,13 @@ class RemoteBackend:
         environments: list[str],
     ) -> TokenCreated:
         # Each scope's body carries its own grant only: the API refuses fields it does not use.
-        body: dict[str, Any] = {"scope": scope}
+        body: JsonObject = {"scope": scope}
         if scope == "pipeline":
-            body["services"] = services
+            body["services"] = list[JsonValue](services)
         if scope == "team":
             body["team"] = team
         if scope == "agent":
-            body["environments"] = environments
+            body["environments"] = list[JsonValue](environments)
         if note is not None:
             body["note"] = note
         return self._ask(TokenCreated, "POST", "/v1/tokens", json=body)

@@ -6,9 +6,11 @@ import math
 import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+from rollout.json_types import JsonObject
 
 __all__ = [
     "DURATION_FORMS",
@@ -116,7 +118,7 @@ def _serialize(value: timedelta) -> str:
     return format_duration(value)
 
 
-_SCHEMA: dict[str, Any] = {
+_SCHEMA: JsonObject = {
     "anyOf": [
         {"type": "string", "examples": ["250ms", "30s", "5m", "1h30m", "2d"]},
         {"type": "number", "minimum": 0},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,7 +244,7 @@ def _walk(origin: _Origin, rest: Iterable[str | int]) -> tuple[str, int | None]:
     return path, line
 
 
-def _message(error: Any, loc: tuple[str | int, ...], ctx: dict[str, Any]) -> str:
+def _message(error: Any, loc: tuple[str | int, ...], ctx: Mapping[str, object]) -> str:
     kind = error["type"]
     value = error.get("input")
     if kind == "missing":

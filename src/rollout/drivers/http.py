@@ -17,6 +17,7 @@ from tenacity import (
 )
 
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, DriverError, Health
+from rollout.json_types import JsonObject
 from rollout.plan.driver import HttpDriverSpec
 from rollout.secrets import SecretError, SecretRef, scrub
 
@@ -141,7 +142,7 @@ class HttpDriver:
         return response
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
+def _json(response: httpx.Response) -> JsonObject:
     try:
         value = response.json()
     except ValueError:

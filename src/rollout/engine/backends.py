@@ -12,10 +12,10 @@ from typing import TypeVar
 from rollout.domain.gates import Measurement
 from rollout.drivers import Driver, DriverFactory, real_drivers
 from rollout.gates import GateContext, Measurer, real_measurers
+from rollout.json_types import JsonObject
 from rollout.paging.channels import CHANNEL_TYPES, Channel, channel_from_config
 from rollout.plan import GateSpec
 from rollout.plan.driver import DriverSpec
-from rollout.plan.models import JsonObject
 
 ChannelFactory = Callable[[JsonObject], Channel]
 T = TypeVar("T")

@@ -13,8 +13,6 @@ py-amqp.)
 
 from __future__ import annotations
 
-from typing import Any
-
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -35,12 +33,12 @@ class Channel(kombu_redis.Channel):
             self.do_restore = False
         super().close()  # type: ignore[no-untyped-call]
 
-    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+    def _connparams(self, asynchronous: bool = False) -> dict[str, object]:
         if self._collected():
             # An ack or reject for a message of a connection already closed: the message
             # comes round again, which late acknowledgement is there for.
             raise RedisConnectionError("the broker connection this channel belonged to is closed")
-        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)  # type: ignore[no-untyped-call]
+        params: dict[str, object] = super()._connparams(asynchronous=asynchronous)  # type: ignore[no-untyped-call]
         return params
 
 

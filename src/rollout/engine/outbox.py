@@ -24,6 +24,7 @@ from rollout.domain.oncall import (
 )
 from rollout.engine.leases import holding
 from rollout.engine.runtime import Runtime
+from rollout.json_types import JsonObject
 from rollout.observability import events
 from rollout.paging import (
     Action,
@@ -31,7 +32,7 @@ from rollout.paging import (
     PageMessage,
     deliver_with_retries,
 )
-from rollout.plan.models import JsonObject, MemberSpec, PagingSpec, RotationSpec
+from rollout.plan.models import MemberSpec, PagingSpec, RotationSpec
 from rollout.store.database import reading, transaction
 from rollout.store.models import Delivery, Page, Rollout
 from rollout.store.models import Override as OverrideRow

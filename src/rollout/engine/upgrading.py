@@ -7,7 +7,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from rollout.domain import gates as verdicts
 from rollout.domain.states import UpgradeState
@@ -25,7 +24,7 @@ class Outcome:
 
     state: UpgradeState
     due_in: timedelta | None = None  # None with a non-final state: wait for a human
-    values: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, datetime] = field(default_factory=dict)  # the row's times, by column
     measured: list[tuple[str, verdicts.Measurement]] = field(default_factory=list)  # (gate, m)
     via: list[UpgradeState] = field(default_factory=list)  # states passed through on the way
     reason: str | None = None

@@ -8,9 +8,9 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 
 from opentelemetry.trace import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from rollout.domain import gates as verdicts
 from rollout.domain.states import UpgradeState
@@ -29,7 +29,7 @@ _STEP = {
 }
 
 
-def _facts(upgrade: Upgrade) -> dict[str, Any]:
+def _facts(upgrade: Upgrade) -> dict[str, AttributeValue | None]:
     return {
         "rollout.id": upgrade.rollout_id,
         "rollout.upgrade.id": upgrade.id,
@@ -157,7 +157,7 @@ def delivering(
     """Around one page delivery; call the yielded function with its result (delivered,
     failed, retrying) and the time."""
     channel = delivery.channel.split(":", 1)[-1]
-    attributes = {
+    attributes: dict[str, AttributeValue | None] = {
         "rollout.id": page.rollout_id,
         "rollout.upgrade.id": page.upgrade_id,
         "rollout.service": page.service,

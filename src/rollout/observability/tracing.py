@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes, AttributeValue
 
 from rollout.observability import redaction
 
@@ -44,6 +45,9 @@ _provider: TracerProvider | None = None
 _tracer: trace.Tracer | None = None
 # Set while the span of an upgrade is started: the id its steps already point at.
 _forced_span_id: ContextVar[int | None] = ContextVar("rollout_forced_span_id", default=None)
+
+# What a span says of the engine's work; a None is left out.
+SpanFacts = Mapping[str, AttributeValue | None]
 
 
 class TracingConfigError(ValueError):
@@ -228,7 +232,7 @@ def _nanos(moment: datetime | None) -> int | None:
 
 @contextmanager
 def span(
-    name: str, attributes: dict[str, Any], *, kind: SpanKind = SpanKind.INTERNAL
+    name: str, attributes: SpanFacts, *, kind: SpanKind = SpanKind.INTERNAL
 ) -> Iterator[Span | None]:
     """A span under the current one (None when tracing is off)."""
     if _tracer is None:
@@ -240,7 +244,7 @@ def span(
 
 @contextmanager
 def upgrade_span(
-    name: str, traceparent: str | None, upgrade_id: int, attributes: dict[str, Any]
+    name: str, traceparent: str | None, upgrade_id: int, attributes: SpanFacts
 ) -> Iterator[Span | None]:
     """A span of one step of an upgrade, child of the upgrade's span in the rollout's trace;
     the task's own span (Celery's) is linked, so both views lead to each other."""
@@ -264,7 +268,7 @@ def end_upgrade(
     upgrade_id: int,
     started: datetime | None,
     ended: datetime,
-    attributes: dict[str, Any],
+    attributes: SpanFacts,
     failed: str | None = None,
 ) -> None:
     """Write the span of a whole upgrade (or of its rollback), from `started` to `ended`.
@@ -292,7 +296,7 @@ def end_upgrade(
     opened.end(end_time=_nanos(ended))
 
 
-def _clean(attributes: dict[str, Any]) -> dict[str, Any]:
+def _clean(attributes: SpanFacts) -> dict[str, AttributeValue]:
     return {k: v for k, v in attributes.items() if v is not None}
 
 
@@ -342,13 +346,14 @@ def _redacted(span: ReadableSpan) -> ReadableSpan:
     )
 
 
-def _scrubbed(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+def _scrubbed(attributes: Attributes) -> dict[str, AttributeValue]:
     return {key: _scrub(value) for key, value in (attributes or {}).items()}
 
 
-def _scrub(value: Any) -> Any:
+def _scrub(value: AttributeValue) -> AttributeValue:
     if isinstance(value, str):
         return redaction.text(value)
     if isinstance(value, tuple | list):
-        return tuple(_scrub(each) for each in value)
+        # A sequence attribute is of one type: only strings carry text to scrub.
+        return tuple(redaction.text(each) if isinstance(each, str) else each for each in value)
     return value

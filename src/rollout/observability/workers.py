@@ -15,7 +15,7 @@ SENT_AT = "rollout_sent_at"
 
 
 @before_task_publish.connect
-def _stamp(headers: dict[str, Any] | None = None, **_: Any) -> None:
+def _stamp(headers: dict[str, object] | None = None, **_: Any) -> None:
     if headers is not None:
         headers[SENT_AT] = time.time()
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import date, time, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field
+
+from rollout.json_types import JsonObject
 
 # The JSON a row carries keeps the key names of the untyped snapshots before it (`soak_s`,
 # `interval_s`…): rows written then validate once the migration filled in what they lack.
@@ -15,7 +17,6 @@ NoDataPolicy = Literal["error", "fail", "pass", "inconclusive"]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 # A channel's settings, as the team's config gives them. Typed channel specs are a later
 # step (paging/channels.py parses these today); this is the one untyped part of the plan.
-JsonObject = dict[str, JsonValue]
 
 
 class _Spec(BaseModel):

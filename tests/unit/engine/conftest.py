@@ -89,7 +89,7 @@ class World:
             assert rollout is not None
             return rollout
 
-    def reaches(self, rollout_id: int, *states: RolloutState, timeout: float = 10) -> Rollout:
+    def reaches(self, rollout_id: int, *states: RolloutState, timeout: float = 30) -> Rollout:
         wanted = set(states)
         return wait_for(
             lambda: (r := self.rollout(rollout_id)).state in wanted and r,

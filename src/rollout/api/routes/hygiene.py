@@ -16,13 +16,25 @@ from rollout.store.database import reading
 
 router = APIRouter(tags=["pages"])
 
+# What parse_window takes, every part above zero and bounded: the schema says exactly what
+# the endpoint accepts (a window of 600 years still ends after year 1).
+WINDOW_PATTERN = (
+    r"^([1-9]\d{0,3}w)?([1-9]\d{0,4}d)?([1-9]\d{0,5}h)?([1-9]\d{0,6}m)?([1-9]\d{0,7}s)?$"
+)
+
 
 @router.get("/v1/hygiene")
 def get_hygiene(
     token: Reader,
     ctx: Context,
     since: Annotated[
-        str, Query(max_length=32, description="how far back to look: 30d, 12h, 2w")
+        str,
+        Query(
+            min_length=2,
+            max_length=32,
+            pattern=WINDOW_PATTERN,
+            description="how far back to look: 30d, 12h, 2w, 2w3d",
+        ),
     ] = "30d",
     team: NameQuery = None,
     night_budget: Annotated[
