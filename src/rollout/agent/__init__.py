@@ -3,7 +3,6 @@ what it was asked on disk so that a restart neither loses nor repeats a deploy."
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from hashlib import sha256
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -23,6 +22,7 @@ from rollout.config.durations import PositiveDuration
 from rollout.config.environments import DeployArgv, HealthArgv, RemoveArgv
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, DriverError, Health
 from rollout.drivers.command import CommandDriver, CommandSpec
+from rollout.json_types import JsonObject
 from rollout.secrets import SecretRef
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -91,6 +91,18 @@ class WrongEnvironment(ValueError):
     """The deploy is for another environment than this agent's."""
 
 
+class RequestRecord(BaseModel):
+    """A deploy the agent accepted, as its state directory keeps it (one file a key)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    environment: str
+    service: str
+    version: str | None
+    received_at: float
+
+
 @dataclass(frozen=True)
 class Deployment:
     key: str
@@ -101,7 +113,7 @@ class Deployment:
     phase: DeployPhase
     message: str
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JsonObject:
         return {
             "key": self.key,
             "environment": self.environment,
@@ -150,24 +162,24 @@ class Agent:
             if known is None:
                 # A newer deploy of a service supersedes one still running (the rollback
                 # after a hung deploy, above all): it must not finish after this one.
-                for record in self._records():
-                    if record["service"] == request.service:
-                        self.runner.cancel(record["key"], f"superseded by deploy {request.key}")
-                record = {
-                    "key": request.key,
-                    "environment": request.environment,
-                    "service": request.service,
-                    "version": request.version,
-                    "received_at": time.time(),
-                }
-                _write_new(self._path(request.key), json.dumps(record).encode())
+                for other in self._records():
+                    if other.service == request.service:
+                        self.runner.cancel(other.key, f"superseded by deploy {request.key}")
+                record = RequestRecord(
+                    key=request.key,
+                    environment=request.environment,
+                    service=request.service,
+                    version=request.version,
+                    received_at=time.time(),
+                )
+                _write_new(self._path(request.key), record.model_dump_json().encode())
                 known = self._read(request.key)
                 # Another process on the same state_dir may have recorded the key first.
                 created = known == record
             assert known is not None
-            if (known["service"], known["version"]) != (request.service, request.version):
+            if (known.service, known.version) != (request.service, request.version):
                 raise Conflict(
-                    f"deploy {request.key} is {known['service']} {known['version']}; "
+                    f"deploy {request.key} is {known.service} {known.version}; "
                     f"refusing {request.service} {request.version} under the same key"
                 )
             self.runner.start(request)
@@ -184,7 +196,7 @@ class Agent:
     def versions(self) -> dict[str, Deployment]:
         """Per service, its newest deploy that succeeded: what runs there now."""
         running: dict[str, Deployment] = {}
-        for record in sorted(self._records(), key=lambda r: float(r["received_at"])):
+        for record in sorted(self._records(), key=lambda r: r.received_at):
             deployment = self._deployment(record)
             if deployment.phase is DeployPhase.SUCCEEDED:
                 running[deployment.service] = deployment
@@ -198,8 +210,8 @@ class Agent:
             except DriverError:
                 return Health.UNKNOWN
         latest = max(
-            (r for r in self._records() if r["service"] == service),
-            key=lambda r: float(r["received_at"]),
+            (r for r in self._records() if r.service == service),
+            key=lambda r: r.received_at,
             default=None,
         )
         if latest is None:
@@ -210,14 +222,14 @@ class Agent:
         return Health.UNHEALTHY if phase is DeployPhase.FAILED else Health.UNKNOWN
 
     # -- internals -------------------------------------------------------------------------
-    def _deployment(self, record: dict[str, Any]) -> Deployment:
-        status: DeployStatus = self.runner.status(record["key"])
+    def _deployment(self, record: RequestRecord) -> Deployment:
+        status: DeployStatus = self.runner.status(record.key)
         return Deployment(
-            key=record["key"],
-            environment=record["environment"],
-            service=record["service"],
-            version=record["version"],
-            received_at=float(record["received_at"]),
+            key=record.key,
+            environment=record.environment,
+            service=record.service,
+            version=record.version,
+            received_at=record.received_at,
             phase=status.phase,
             message=status.message,
         )
@@ -226,24 +238,21 @@ class Agent:
         name = key if re.fullmatch(KEY_PATTERN, key) else "key-" + sha256(key.encode()).hexdigest()
         return self.requests / f"{name}.json"
 
-    def _read(self, key: str) -> dict[str, Any] | None:
+    def _read(self, key: str) -> RequestRecord | None:
         try:
-            value = json.loads(self._path(key).read_bytes())
+            return RequestRecord.model_validate_json(self._path(key).read_bytes())
         except FileNotFoundError:
             return None
-        return value if isinstance(value, dict) else None
 
-    def _records(self) -> list[dict[str, Any]]:
-        records = []
-        for path in self.requests.glob("*.json"):
-            value = json.loads(path.read_bytes())
-            if isinstance(value, dict):
-                records.append(value)
-        return records
+    def _records(self) -> list[RequestRecord]:
+        return [
+            RequestRecord.model_validate_json(path.read_bytes())
+            for path in self.requests.glob("*.json")
+        ]
 
 
-def _request(record: dict[str, Any]) -> DeployRequest:
-    return DeployRequest(record["key"], record["environment"], record["service"], record["version"])
+def _request(record: RequestRecord) -> DeployRequest:
+    return DeployRequest(record.key, record.environment, record.service, record.version)
 
 
 def _write_new(path: Path, data: bytes) -> None:
