@@ -6,9 +6,9 @@ import math
 import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import BeforeValidator, JsonValue, PlainSerializer, WithJsonSchema
 
 __all__ = [
     "DURATION_FORMS",
@@ -116,7 +116,7 @@ def _serialize(value: timedelta) -> str:
     return format_duration(value)
 
 
-_SCHEMA: dict[str, Any] = {
+_SCHEMA: dict[str, JsonValue] = {
     "anyOf": [
         {"type": "string", "examples": ["250ms", "30s", "5m", "1h30m", "2d"]},
         {"type": "number", "minimum": 0},
