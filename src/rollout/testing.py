@@ -18,8 +18,9 @@ from rollout.domain.gates import Measurement, Outcome
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, Health
 from rollout.engine.backends import Backends
 from rollout.gates import GateContext
-from rollout.paging.channels import CHANNEL_TYPES, Action, PageMessage, RetryableDeliveryError
+from rollout.paging.channels import Action, PageMessage, RetryableDeliveryError
 from rollout.plan import GateSpec
+from rollout.plan.channels import CHANNEL_TYPES
 
 __all__ = ["DeployScript", "InMemoryDriver", "RecordingChannel", "ScriptedGate", "stub_backends"]
 

@@ -16,6 +16,7 @@ from sqlalchemy import JSON, column, insert, select, table, text, update
 from sqlalchemy.exc import IntegrityError
 
 from rollout.plan import Plan, PrometheusGateSpec
+from rollout.plan.channels import EmailChannelSpec, SlackChannelSpec, WebhookChannelSpec
 from rollout.plan.driver import (
     CommandDriverSpec,
     HttpDriverSpec,
@@ -23,7 +24,7 @@ from rollout.plan.driver import (
 )
 from rollout.secrets import SecretRef
 from rollout.store.database import alembic_config, engine_for, migrate, transaction
-from rollout.store.models import Base, Release, Rollout, Upgrade
+from rollout.store.models import Base, Delivery, DeliveryChannel, Release, Rollout, Upgrade
 from tests.conftest import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -202,7 +203,7 @@ def test_the_migration_to_plans_of_version_1_fills_what_old_snapshots_lack(
     assert (gate.value_name, gate.no_data, gate.nan) == ("value", "error", "error")
     # What the snapshot had stays as it was.
     assert plan.model_dump(mode="json")["stages"] == OLD_PLAN["stages"]
-    assert plan.paging.channels == ({"type": "webhook", "url": {"env": "PAGE_HOOK"}},)
+    assert plan.paging.channels == (WebhookChannelSpec(type="webhook", url=PAGE_HOOK),)
 
 
 def test_the_migration_to_driver_specs_in_full_fills_what_old_specs_lack(tmp_path: Path) -> None:
@@ -246,3 +247,118 @@ def test_the_migration_to_driver_specs_in_full_fills_what_old_specs_lack(tmp_pat
         SecretRef(env="AGENT_TOKEN"),
         10.0,
     )
+
+
+PAGE_HOOK = SecretRef(env="PAGE_HOOK")
+
+
+def _a_page(url: str) -> None:
+    """A rollout with one upgrade and one page, for deliveries to belong to."""
+    command.upgrade(alembic_config(url), "0011")  # the plans to be migrated to version 1
+    _two_rollouts_of_one_service(url, first="superseding")
+    migrate(url)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with engine_for(url).begin() as db:
+        db.execute(
+            text(
+                "INSERT INTO upgrades (id, rollout_id, service, environment, stage_index,"
+                " stage, to_version, driver, state, claim, created_at)"
+                " VALUES (1, 2, 'checkout', 'prod-1', 0, 'production', '2.0.2',"
+                " '{\"type\": \"simulated\"}', 'failed', 0, :now)"
+            ),
+            {"now": now},
+        )
+        db.execute(
+            text(
+                "INSERT INTO pages (id, dedup_key, team, severity, kind, rollout_id, upgrade_id,"
+                " service, version, environment, stage, detail, summary, state, created_at)"
+                " VALUES (1, 'k', 'payments', 'P0', 'failure', 2, 1, 'checkout', '2.0.2',"
+                " 'prod-1', 'production', 'd', 's', 'open', :now)"
+            ),
+            {"now": now},
+        )
+
+
+def test_channel_specs_of_rows_written_before_they_were_typed_read_typed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'rollout.db'}"
+    _a_page(url)
+    old = {
+        "0:webhook": {"type": "webhook", "url": {"env": "HOOK"}, "timeout_s": 5,
+                      "_recipient": "Ada"},
+        "1:slack": {"type": "slack", "webhook_url": {"file": "/s"}, "_mention": "<@U1>",
+                    "_recipient": None},
+        # Written before the recipient was kept: the page's own is meant.
+        "2:email": {"type": "email", "host": "m", "port": 25, "from": "r@x.io", "to": ["o@x.io"],
+                    "timeout_s": 45},
+    }  # fmt: skip
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with engine_for(url).begin() as db:
+        # A plan of version 1 as submission wrote it before channels were typed.
+        plan = db.scalar(select(_ROLLOUTS.c.plan).where(_ROLLOUTS.c.id == 2))
+        plan["paging"]["channels"] = [
+            {"type": "webhook", "url": {"env": "PAGE_HOOK"}, "timeout_s": 20}
+        ]
+        db.execute(update(_ROLLOUTS).where(_ROLLOUTS.c.id == 2).values(plan=plan))
+        for channel, spec in old.items():
+            db.execute(
+                text(
+                    "INSERT INTO deliveries (page_id, channel, channel_spec, action, state,"
+                    " attempts, claim, created_at)"
+                    " VALUES (1, :channel, :spec, 'trigger', 'pending', 0, 0, :now)"
+                ),
+                {"channel": channel, "spec": json.dumps(spec), "now": now},
+            )
+    with transaction(url) as session:
+        sent = [d.channel_spec for d in session.scalars(select(Delivery).order_by(Delivery.id))]
+        (channel,) = session.get_one(Rollout, 2).plan.paging.channels
+    engine_for(url).dispose()
+    assert channel == WebhookChannelSpec(
+        type="webhook", url=PAGE_HOOK, timeout=timedelta(seconds=20)
+    )
+    webhook, slack, email = sent
+    assert webhook == DeliveryChannel(
+        spec=WebhookChannelSpec(
+            type="webhook", url=SecretRef(env="HOOK"), timeout=timedelta(seconds=5)
+        ),
+        recipient="Ada",
+    )
+    assert slack is not None and isinstance(slack.spec, SlackChannelSpec)
+    assert (slack.mention, slack.recipient, slack.recipient_kept) == ("<@U1>", None, True)
+    assert email is not None and isinstance(email.spec, EmailChannelSpec)
+    assert (email.spec.timeout, email.spec.recipients) == (timedelta(seconds=45), ("o@x.io",))
+    assert (email.recipient, email.recipient_kept) == (None, False)
+
+
+def test_a_delivery_stores_its_channel_as_rows_did_before_it_was_typed(tmp_path: Path) -> None:
+    # The same JSON as before (`timeout_s`, no nulls): a worker not yet upgraded reads it.
+    url = f"sqlite:///{tmp_path / 'rollout.db'}"
+    _a_page(url)
+    spec = EmailChannelSpec.model_validate(
+        {"type": "email", "host": "m", "port": 25, "from": "r@x.io", "to": ["o@x.io"]}
+    )
+    with transaction(url) as session:
+        session.add(
+            Delivery(
+                page_id=1,
+                channel="0:email",
+                channel_spec=DeliveryChannel(spec=spec, recipient="Ada"),
+                action="trigger",
+                state="pending",
+                attempts=0,
+                claim=0,
+                created_at=datetime.now(UTC),
+            )
+        )
+    with engine_for(url).connect() as db:
+        stored = db.scalar(text("SELECT channel_spec FROM deliveries"))
+    engine_for(url).dispose()
+    assert json.loads(stored) == {
+        "type": "email",
+        "host": "m",
+        "port": 25,
+        "from": "r@x.io",
+        "to": ["o@x.io"],
+        "starttls": False,
+        "timeout_s": 30.0,
+        "_recipient": "Ada",
+    }

@@ -657,7 +657,7 @@ def test_waits_longer_than_the_lease_are_a_warning(tmp_path: Path) -> None:
             "    channels:\n"
             "      - {type: webhook, url: {env: HOOK}}\n"
             "      - {type: email, host: mail, port: 25, from: r@x.io, to: [o@x.io], "
-            "timeout_s: 45}\n",
+            "timeout: 45s}\n",
         )
         .replace(
             "  - name: prod-1\n    stage: production\n    driver: {type: simulated}\n",
@@ -671,7 +671,7 @@ def test_waits_longer_than_the_lease_are_a_warning(tmp_path: Path) -> None:
     fleet = load_fleet(write(tmp_path, text))
 
     assert longer_than_lease(fleet, timedelta(seconds=30)) == [
-        "teams[0].channels[1]: timeout_s 45s is longer than the lease (ROLLOUT_LEASE_SECONDS, "
+        "teams[0].channels[1]: timeout 45s is longer than the lease (ROLLOUT_LEASE_SECONDS, "
         "30s); its page delivery renews the lease while it waits, and holds a worker that long",
         "environments[1].driver: request_timeout 1m is longer than the lease "
         "(ROLLOUT_LEASE_SECONDS, 30s); its step renews the lease while it waits, and holds a "
@@ -681,3 +681,91 @@ def test_waits_longer_than_the_lease_are_a_warning(tmp_path: Path) -> None:
     ]
     assert longer_than_lease(fleet, timedelta(minutes=1)) == []  # equal is not longer
     assert longer_than_lease(load_fleet(write(tmp_path, BASE)), timedelta(seconds=1)) == []
+
+
+# --- channels -------------------------------------------------------------------------------
+
+
+def _with_channels(*channels: str) -> str:
+    lines = "".join(f"      - {channel}\n" for channel in channels)
+    return BASE.replace("  - name: payments\n", f"  - name: payments\n    channels:\n{lines}")
+
+
+def test_channel_timeouts_are_durations_and_timeout_s_still_reads(tmp_path: Path) -> None:
+    fleet = load_fleet(
+        write(
+            tmp_path,
+            _with_channels(
+                "{type: webhook, url: {env: HOOK}, timeout: 2500ms}",
+                "{type: slack, webhook_url: {file: /run/slack}, timeout_s: 7}",  # deprecated
+                "{type: email, host: mail, port: 25, from: r@x.io, to: [o@x.io]}",
+                "{type: pagerduty, routing_key: {env: PD}, name: pd-payments}",
+            ),
+        )
+    )
+    timeouts = [channel.timeout for channel in fleet.teams[0].channels]
+    assert timeouts == [
+        timedelta(milliseconds=2500),
+        timedelta(seconds=7),
+        timedelta(seconds=30),  # email's default
+        timedelta(seconds=10),
+    ]
+    names = [channel.name for channel in fleet.teams[0].channels]
+    assert names == [None, None, None, "pd-payments"]
+
+
+@pytest.mark.parametrize(
+    ("channel", "path", "message"),
+    [
+        (
+            "{type: pagerduty, routing_key: R0UT1NGKEY}",
+            "teams[0].channels[0].routing_key",
+            "a secret is given by reference: {env: NAME} or {file: PATH}",
+        ),
+        (
+            "{type: webhook, url: {env: A, file: /b}}",
+            "teams[0].channels[0].url",
+            "a secret reference names exactly one of `env` or `file`",
+        ),
+        ("{type: webhook, url: {env: A}, timeout: 0s}", "teams[0].channels[0].timeout", None),
+        (
+            "{type: webhook, url: {env: A}, timeout: 5s, timeout_s: 5}",
+            "teams[0].channels[0]",
+            "give `timeout` (a duration, e.g. 10s), not also `timeout_s`",
+        ),
+        (
+            "{type: slack, webhook_url: {env: A}, timeout_s: fast}",
+            "teams[0].channels[0]",
+            "`timeout_s` must be a positive number of seconds (deprecated: `timeout: 10s`)",
+        ),
+        (
+            "{type: email, host: mail, port: 25, from: r@x.io, to: []}",
+            "teams[0].channels[0].to",
+            "names no recipient",
+        ),
+        (
+            "{type: email, host: mail, port: 25, from: r@x.io, to: [o@x.io], username: r}",
+            "teams[0].channels[0]",
+            "`username` and `password` go together",
+        ),
+        (
+            "{type: alertmanager, url: 'ftp://am'}",
+            "teams[0].channels[0].url",
+            "must be an http(s) URL",
+        ),
+        (
+            "{type: alertmanager, url: 'http://am', tiemout: 5s}",
+            "teams[0].channels[0].tiemout",
+            "unknown field 'tiemout' (did you mean 'timeout'?)",
+        ),
+        ("{type: pager}", "teams[0].channels[0]", "unknown channel type 'pager'"),
+    ],
+)
+def test_channel_mistakes_name_file_line_path_and_field(
+    tmp_path: Path, channel: str, path: str, message: str | None
+) -> None:
+    problem = only_problem(write(tmp_path, _with_channels(channel)))
+    assert (problem.file, problem.line, problem.path) == (str(tmp_path / "fleet.yaml"), 4, path)
+    if message is not None:
+        assert problem.message.startswith(message), problem.message
+    assert "R0UT1NGKEY" not in str(problem)  # an inline secret is never echoed

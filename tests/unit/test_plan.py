@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from rollout.config import load_fleet
 from rollout.plan import HttpGateSpec, Plan, PrometheusGateSpec, SoakGateSpec, WebhookGateSpec
 from rollout.plan.build import build_plan
+from rollout.plan.channels import WebhookChannelSpec
+from rollout.secrets import SecretRef
 from tests.conftest import FIXTURES
 from tests.unit.fleet_files import load_text
 
@@ -47,7 +49,9 @@ def test_the_fixture_fleet_builds_a_plan_of_its_stages_gates_and_paging() -> Non
     assert plan.paging.rotations is not None
     primary = plan.paging.rotations.primary
     assert (primary.shift, primary.handoff) == (timedelta(days=1), time(9, 0))
-    assert plan.paging.channels == ({"type": "webhook", "url": {"env": "ROLLOUT_TEST_PAGE_HOOK"}},)
+    assert plan.paging.channels == (
+        WebhookChannelSpec(type="webhook", url=SecretRef(env="ROLLOUT_TEST_PAGE_HOOK")),
+    )
 
 
 @pytest.mark.parametrize("service", ["checkout", "search-api", "ledger"])

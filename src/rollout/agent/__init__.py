@@ -18,10 +18,10 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from rollout.config.base import Name
-from rollout.config.durations import PositiveDuration
 from rollout.config.environments import DeployArgv, HealthArgv, RemoveArgv
 from rollout.drivers import DeployPhase, DeployRequest, DeployStatus, DriverError, Health
 from rollout.drivers.command import CommandDriver, CommandSpec
+from rollout.durations import PositiveDuration
 from rollout.json_types import JsonObject
 from rollout.secrets import SecretRef
 

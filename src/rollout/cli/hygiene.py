@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from rollout.api.schemas import HygieneGate, HygieneOut, HygieneTeam
-from rollout.config.durations import format_duration, parse_window
+from rollout.durations import format_duration, parse_window
 from rollout.json_types import JsonObject
 
 

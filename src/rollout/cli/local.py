@@ -213,7 +213,7 @@ class LocalBackend:
         return AnsweredOut(**answered[0].model_dump(), repaged=repaged)
 
     def hygiene(self, since: str, team: str | None, night_budget: float) -> HygieneOut:
-        from rollout.config.durations import parse_window
+        from rollout.durations import parse_window
 
         window = parse_window(since)
         fleet = self._fleet()

@@ -8,7 +8,6 @@ from rollout.config.base import (
     URL_PLACEHOLDERS,
     VERSION_PATTERN,
 )
-from rollout.config.durations import Duration, PositiveDuration, format_duration, parse_duration
 from rollout.config.environments import (
     Driver,
     Environment,
@@ -22,6 +21,7 @@ from rollout.config.loading import ConfigError, ConfigProblem, load_fleet
 from rollout.config.services import Requirement, Service
 from rollout.config.simulation import Fault, Simulation
 from rollout.config.teams import Member, Team
+from rollout.durations import Duration, PositiveDuration, format_duration, parse_duration
 
 __all__ = [
     "LABEL_KEY_PATTERN",

@@ -23,9 +23,9 @@ from rollout.config.base import (
     Severity,
     check_placeholders,
 )
-from rollout.config.durations import Duration, PositiveDuration
 from rollout.config.teams import Member
 from rollout.domain.constraints import DAYS, Window
+from rollout.durations import Duration, PositiveDuration
 from rollout.secrets import SecretRef
 
 

@@ -16,8 +16,8 @@ from pydantic import (
 )
 
 from rollout.config.base import URL_PLACEHOLDERS, ConfigModel, Name, check_placeholders
-from rollout.config.durations import Duration, PositiveDuration
 from rollout.domain.conditions import parse_condition
+from rollout.durations import Duration, PositiveDuration
 
 
 class _GateBase(ConfigModel):

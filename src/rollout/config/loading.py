@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from rollout.config.base import ConfigModel
 from rollout.config.fleet import Fleet
 from rollout.config.references import dotted
+from rollout.plan.channels import CHANNEL_SPECS
 
 __all__ = ["ConfigError", "ConfigProblem", "load_fleet"]
 
@@ -255,6 +256,8 @@ def _message(error: Any, loc: tuple[str | int, ...], ctx: Mapping[str, object]) 
         return str(ctx["error"])
     if kind == "union_tag_invalid":
         what = "driver" if loc and loc[-1] == "driver" else "gate"
+        if "channels" in loc:
+            what = "channel"
         return f"unknown {what} type {ctx.get('tag')!r} (expected: {ctx.get('expected_tags')})"
     if kind == "union_tag_not_found":
         return "missing required field"
@@ -300,7 +303,8 @@ def _unknown_field(name: object, known: Iterable[str]) -> str:
 
 def _field_names() -> set[str]:
     """Every field of every config model: what an unknown field may be a typo of."""
-    names: set[str] = set()
+    # A team's channels are the plan's specs, not config models; the config spells them too.
+    names = {f.alias or n for spec in CHANNEL_SPECS for n, f in spec.model_fields.items()}
     models: list[type[ConfigModel]] = [ConfigModel]
     while models:
         model = models.pop()

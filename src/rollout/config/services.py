@@ -20,7 +20,6 @@ from rollout.config.base import (
     Version,
     check_placeholders,
 )
-from rollout.config.durations import PositiveDuration
 from rollout.config.environments import (
     Environment,
     EnvironmentSelector,
@@ -29,6 +28,7 @@ from rollout.config.environments import (
 )
 from rollout.config.gates import Gate, check_url
 from rollout.domain.entry import LOCATION_PLACEHOLDERS, SCANNER_PLACEHOLDERS
+from rollout.durations import PositiveDuration
 
 
 def _scanner_argv(value: list[str]) -> list[str]:

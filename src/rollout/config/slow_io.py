@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
-from rollout.config.durations import format_duration
 from rollout.config.environments import CommandDriver, HttpDriver
 from rollout.config.fleet import Fleet
 from rollout.config.gates import SoakGate
-from rollout.paging import channel_from_config
+from rollout.durations import format_duration
 
 
 def longer_than_lease(fleet: Fleet, lease: timedelta) -> list[str]:
@@ -34,8 +33,7 @@ def _waits(fleet: Fleet) -> Iterator[tuple[str, str, timedelta, str]]:
     """(where, which setting, how long, whose wait) for every wait a step or send makes."""
     for t, team in enumerate(fleet.teams):
         for c, spec in enumerate(team.channels):
-            seconds = timedelta(seconds=channel_from_config(spec).timeout)
-            yield f"teams[{t}].channels[{c}]", "timeout_s", seconds, "page delivery"
+            yield f"teams[{t}].channels[{c}]", "timeout", spec.timeout, "page delivery"
     for e, environment in enumerate(fleet.environments):
         driver = environment.driver
         if isinstance(driver, HttpDriver) and driver.mode == "push":

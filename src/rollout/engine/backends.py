@@ -12,12 +12,12 @@ from typing import TypeVar
 from rollout.domain.gates import Measurement
 from rollout.drivers import Driver, DriverFactory, real_drivers
 from rollout.gates import GateContext, Measurer, real_measurers
-from rollout.json_types import JsonObject
-from rollout.paging.channels import CHANNEL_TYPES, Channel, channel_from_config
+from rollout.paging.channels import Channel, channel_from_config
 from rollout.plan import GateSpec
+from rollout.plan.channels import CHANNEL_TYPES, ChannelSpec
 from rollout.plan.driver import DriverSpec
 
-ChannelFactory = Callable[[JsonObject], Channel]
+ChannelFactory = Callable[[ChannelSpec], Channel]
 T = TypeVar("T")
 
 
@@ -45,9 +45,8 @@ class Backends:
     def measure(self, spec: GateSpec, context: GateContext, now: datetime) -> Measurement:
         return _pick(self.gates, spec.type, "gate")(spec, context, now)
 
-    def channel(self, spec: JsonObject) -> Channel:
-        kind = spec.get("type")
-        return _pick(self.channels, kind if isinstance(kind, str) else "", "channel")(spec)
+    def channel(self, spec: ChannelSpec) -> Channel:
+        return _pick(self.channels, spec.type, "channel")(spec)
 
 
 def _pick(registry: Mapping[str, T], kind: str, what: str) -> T:

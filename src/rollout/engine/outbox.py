@@ -24,7 +24,6 @@ from rollout.domain.oncall import (
 )
 from rollout.engine.leases import holding
 from rollout.engine.runtime import Runtime
-from rollout.json_types import JsonObject
 from rollout.observability import events
 from rollout.paging import (
     Action,
@@ -32,9 +31,10 @@ from rollout.paging import (
     PageMessage,
     deliver_with_retries,
 )
+from rollout.plan.channels import ChannelSpec, EmailChannelSpec, SlackChannelSpec
 from rollout.plan.models import MemberSpec, PagingSpec, RotationSpec
 from rollout.store.database import reading, transaction
-from rollout.store.models import Delivery, Page, Rollout
+from rollout.store.models import Delivery, DeliveryChannel, Page, Rollout
 from rollout.store.models import Override as OverrideRow
 
 log = logging.getLogger(__name__)
@@ -141,24 +141,18 @@ def address(session: Session, page: Page, paging: PagingSpec, now: datetime) -> 
     _deliveries(session, page, paging, Action.TRIGGER, now)
 
 
-def addressed(channel: JsonObject, contact: MemberSpec | None) -> JsonObject:
+def addressed(
+    channel: ChannelSpec, recipient: str | None, contact: MemberSpec | None
+) -> DeliveryChannel:
     """The team's channel, pointed at the person on call where the channel can: email to
     their address, a Slack mention of them; other channels carry their name."""
-    if contact is None:
-        return channel
-    if channel["type"] == "email" and contact.email:
-        return {**channel, "to": [contact.email]}
-    if channel["type"] == "slack" and contact.slack:
+    if contact is not None and isinstance(channel, EmailChannelSpec) and contact.email:
+        channel = channel.model_copy(update={"recipients": (contact.email,)})
+    mention = None
+    if contact is not None and isinstance(channel, SlackChannelSpec) and contact.slack:
         handle = contact.slack
-        return {**channel, MENTION: handle if handle.startswith("@") else f"<@{handle}>"}
-    return channel
-
-
-# Not a channel setting: who to mention, kept beside the channel's config in the delivery.
-MENTION = "_mention"
-# Nor this: whom the delivery was written for. An escalation renames the page's recipient,
-# and a trigger still retrying must not take the next person's name (and resend key).
-RECIPIENT = "_recipient"
+        mention = handle if handle.startswith("@") else f"<@{handle}>"
+    return DeliveryChannel(spec=channel, recipient=recipient, mention=mention)
 
 
 def _deliveries(
@@ -169,12 +163,9 @@ def _deliveries(
         session.add(
             Delivery(
                 page_id=page.id,
-                channel=f"{index}:{channel['type']}",
+                channel=f"{index}:{channel.type}",
                 action=action,
-                channel_spec={
-                    **addressed(channel, contact),
-                    RECIPIENT: page.recipient,
-                },
+                channel_spec=addressed(channel, page.recipient, contact),
                 state="pending",
                 attempts=0,
                 claim=0,
@@ -289,15 +280,17 @@ def _send(
     delivered: Callable[[str, datetime], None],
 ) -> None:
     delivery_id = delivery.id
-    spec = dict(delivery.channel_spec or {})
-    if RECIPIENT in spec:  # rows written before it was kept name the page's recipient
-        message = replace(message, recipient=spec.pop(RECIPIENT))
-    mention = spec.pop(MENTION, None)
-    if mention is not None:
-        message = replace(message, recipient=f"{message.recipient} ({mention})")
+    sent = delivery.channel_spec
+    if sent is None:  # no row has been written without one since migration 0005
+        raise ValueError(f"delivery {delivery_id} names no channel")
+    if sent.recipient_kept:
+        message = replace(message, recipient=sent.recipient)
+    if sent.mention is not None:
+        message = replace(message, recipient=f"{message.recipient} ({sent.mention})")
     # An escalation is a new trigger of the same page, now naming the next person.
     action = Action.TRIGGER if delivery.action.startswith("escalate") else Action(delivery.action)
-    outcome = deliver_with_retries(runtime.backends.channel(spec), message, action, attempts=1)
+    channel = runtime.backends.channel(sent.spec)
+    outcome = deliver_with_retries(channel, message, action, attempts=1)
     now = runtime.now()
     values: dict[str, Any] = {"claim": claim + 1, "attempts": delivery.attempts + 1}
     if outcome.status is DeliveryStatus.DELIVERED:

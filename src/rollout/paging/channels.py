@@ -18,12 +18,22 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import JsonValue, TypeAdapter, ValidationError
 
+from rollout.plan.channels import (
+    CHANNEL_TYPES,
+    PAGERDUTY_URL,
+    AlertmanagerChannelSpec,
+    ChannelSpec,
+    EmailChannelSpec,
+    PagerDutyChannelSpec,
+    SlackChannelSpec,
+    WebhookChannelSpec,
+)
 from rollout.secrets import SecretError, SecretRef, scrub
 
 SEVERITIES = ("P0", "P1", "P2", "P3", "P4")
 KINDS = ("failure", "decision", "rollback_failed", "blocked")
-PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 PAGERDUTY_SEVERITY = {
     "P0": "critical",
     "P1": "error",
@@ -81,7 +91,7 @@ class PageMessage:
         if self.created_at.tzinfo is None or self.created_at.utcoffset() is None:
             raise ValueError("created_at must be an aware datetime")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, JsonValue]:
         return {
             "dedup_key": self.dedup_key,
             "team": self.team,
@@ -187,9 +197,9 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, seconds)
 
 
-def pagerduty_event(message: PageMessage, action: Action, routing_key: str) -> dict[str, Any]:
+def pagerduty_event(message: PageMessage, action: Action, routing_key: str) -> dict[str, JsonValue]:
     """An Events API v2 event: the payload goes with a trigger only."""
-    event: dict[str, Any] = {
+    event: dict[str, JsonValue] = {
         "routing_key": routing_key,
         "event_action": action.value,
         "dedup_key": _bounded_key(message.dedup_key, PAGERDUTY_DEDUP_KEY_MAX),
@@ -220,13 +230,13 @@ def pagerduty_event(message: PageMessage, action: Action, routing_key: str) -> d
 
 def alertmanager_alert(
     message: PageMessage, action: Action, now: datetime, hold: timedelta
-) -> dict[str, Any]:
+) -> dict[str, JsonValue]:
     """One alert of Alertmanager's v2 API; the labels are its identity, so they never vary."""
     starts = message.created_at.astimezone(UTC)
     # Alertmanager resolves an alert without endsAt by itself after its resolve_timeout
     # (5 minutes by default); a page stays firing until we resolve it, so we say until when.
     ends = max(now, starts) if action is Action.RESOLVE else max(now, starts) + hold
-    alert: dict[str, Any] = {
+    alert: dict[str, JsonValue] = {
         "labels": {
             "alertname": ALERTNAMES[message.kind],
             "team": message.team,
@@ -451,184 +461,61 @@ def _quit(smtp: smtplib.SMTP) -> None:
         smtp.close()
 
 
-CHANNEL_TYPES = ("webhook", "pagerduty", "alertmanager", "slack", "email")
+def channel_from_config(spec: ChannelSpec | Mapping[str, object]) -> Channel:
+    """The channel a spec describes; a mapping (a script's, a test's) is read as one first."""
+    if isinstance(spec, Mapping):
+        spec = read_channel_spec(spec)
+    name = spec.name or spec.type
+    timeout = spec.timeout.total_seconds()
+    match spec:
+        case WebhookChannelSpec():
+            return WebhookChannel(url=spec.url, timeout=timeout, name=name)
+        case PagerDutyChannelSpec():
+            return PagerDutyChannel(
+                routing_key=spec.routing_key, url=spec.url, timeout=timeout, name=name
+            )
+        case AlertmanagerChannelSpec():
+            return AlertmanagerChannel(url=spec.url, timeout=timeout, name=name)
+        case SlackChannelSpec():
+            return SlackChannel(webhook_url=spec.webhook_url, timeout=timeout, name=name)
+        case EmailChannelSpec():
+            return EmailChannel(
+                host=spec.host,
+                port=spec.port,
+                sender=spec.sender,
+                recipients=spec.recipients,
+                username=spec.username,
+                password=spec.password,
+                starttls=spec.starttls,
+                timeout=timeout,
+                name=name,
+            )
 
 
-def channel_from_config(spec: Mapping[str, Any]) -> Channel:
-    """A channel from its config: secrets as `{env: NAME}` or `{file: PATH}`, never inline."""
-    kind = spec.get("type")
-    builders: dict[str, Callable[[_Spec], Channel]] = {
-        "webhook": _webhook,
-        "pagerduty": _pagerduty,
-        "alertmanager": _alertmanager,
-        "slack": _slack,
-        "email": _email,
-    }
-    if not isinstance(kind, str) or kind not in builders:
-        raise ChannelConfigError(
-            f"channel: `type` must be one of {', '.join(CHANNEL_TYPES)}, not {kind!r}"
-        )
-    fields = _Spec(kind, spec)
-    channel = builders[kind](fields)
-    fields.finish()
-    return channel
+_CHANNEL_SPEC: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
 
 
-def _webhook(spec: _Spec) -> Channel:
-    return WebhookChannel(
-        url=spec.secret("url"), timeout=spec.number("timeout_s", 10.0), name=spec.name()
-    )
+def read_channel_spec(data: Mapping[str, object]) -> ChannelSpec:
+    """A channel spec from plain data, or a ChannelConfigError naming the field (the fleet
+    config reports the same mistakes with its file and line: config/loading.py)."""
+    try:
+        return _CHANNEL_SPEC.validate_python(data)
+    except ValidationError as error:
+        raise ChannelConfigError(_first_problem(error, data.get("type"))) from None
 
 
-def _pagerduty(spec: _Spec) -> Channel:
-    return PagerDutyChannel(
-        routing_key=spec.secret("routing_key"),
-        url=spec.string("url", PAGERDUTY_URL),
-        timeout=spec.number("timeout_s", 10.0),
-        name=spec.name(),
-    )
-
-
-def _alertmanager(spec: _Spec) -> Channel:
-    return AlertmanagerChannel(
-        url=spec.url_or_secret("url"),
-        timeout=spec.number("timeout_s", 10.0),
-        name=spec.name(),
-    )
-
-
-def _slack(spec: _Spec) -> Channel:
-    return SlackChannel(
-        webhook_url=spec.secret("webhook_url"),
-        timeout=spec.number("timeout_s", 10.0),
-        name=spec.name(),
-    )
-
-
-def _email(spec: _Spec) -> Channel:
-    password = spec.optional_secret("password")
-    return EmailChannel(
-        host=spec.string("host"),
-        port=spec.integer("port"),
-        sender=spec.string("from"),
-        recipients=spec.strings("to"),
-        username=spec.optional_string("username"),
-        password=password,
-        starttls=spec.boolean("starttls", False),
-        timeout=spec.number("timeout_s", 30.0),
-        name=spec.name(),
-    )
-
-
-class _Spec:
-    """Reads a channel spec's fields, naming the field in every error, and notes unknown ones."""
-
-    def __init__(self, kind: str, spec: Mapping[str, Any]) -> None:
-        self.kind = kind
-        self.spec = spec
-        self.used = {"type"}
-
-    def _get(self, key: str) -> Any:
-        self.used.add(key)
-        return self.spec.get(key)
-
-    def _error(self, key: str, what: str) -> ChannelConfigError:
-        return ChannelConfigError(f"{self.kind} channel: `{key}` {what}")
-
-    def name(self) -> str:
-        value = self._get("name")
-        if value is None:
-            return self.kind
-        if not isinstance(value, str) or not value:
-            raise self._error("name", "must be a non-empty string")
-        return value
-
-    def optional_secret(self, key: str) -> SecretRef | None:
-        self.used.add(key)
-        return None if self.spec.get(key) is None else self.secret(key)
-
-    def secret(self, key: str) -> SecretRef:
-        value = self._get(key)
-        if isinstance(value, SecretRef):
-            return value
-        if isinstance(value, Mapping):
-            return self._reference(key, value)
-        if value is None:
-            raise self._error(key, "is required: {env: NAME} or {file: PATH}")
-        # Never echo the value: it may be the very secret that should not be inline.
-        raise self._error(
-            key, "must say where the secret is, {env: NAME} or {file: PATH}; never inline"
-        )
-
-    def url_or_secret(self, key: str) -> str | SecretRef:
-        value = self._get(key)
-        if isinstance(value, str):
-            if redact_url(value) == "<invalid URL>":
-                raise self._error(key, "must be an http(s) URL")
-            return value
-        if isinstance(value, SecretRef):
-            return value
-        if isinstance(value, Mapping):
-            return self._reference(key, value)
-        raise self._error(key, "is required: a URL, or {env: NAME} or {file: PATH}")
-
-    def _reference(self, key: str, value: Mapping[str, Any]) -> SecretRef:
-        names = set(value)
-        if names not in ({"env"}, {"file"}):
-            raise self._error(key, "names exactly one of `env` or `file`")
-        where = value.get("env", value.get("file"))
-        if not isinstance(where, str) or not where:
-            raise self._error(key, "names its variable or file by a non-empty string")
-        return SecretRef(env=where) if "env" in names else SecretRef(file=where)
-
-    def string(self, key: str, default: str | None = None) -> str:
-        value = self._get(key)
-        if value is None and default is not None:
-            return default
-        if not isinstance(value, str) or not value:
-            raise self._error(key, "must be a non-empty string")
-        return value
-
-    def optional_string(self, key: str) -> str | None:
-        self.used.add(key)
-        return None if self.spec.get(key) is None else self.string(key)
-
-    def strings(self, key: str) -> list[str]:
-        value = self._get(key)
-        if (
-            not isinstance(value, list)
-            or not value
-            or not all(isinstance(item, str) and item for item in value)
-        ):
-            raise self._error(key, "must be a non-empty list of strings")
-        return value
-
-    def integer(self, key: str) -> int:
-        value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-            raise self._error(key, "must be a port number")
-        return value
-
-    def number(self, key: str, default: float) -> float:
-        value = self._get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise self._error(key, "must be a positive number of seconds")
-        return float(value)
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self._error(key, "must be true or false")
-        return value
-
-    def finish(self) -> None:
-        unknown = sorted(str(key) for key in self.spec if key not in self.used)
-        if unknown:
-            raise ChannelConfigError(f"{self.kind} channel: unknown field(s) {', '.join(unknown)}")
+def _first_problem(error: ValidationError, kind: object) -> str:
+    # Never the input: it may be the very secret that should not be inline.
+    problem = error.errors(include_input=False, include_url=False)[0]
+    if problem["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        return f"channel: `type` must be one of {', '.join(CHANNEL_TYPES)}, not {kind!r}"
+    field = ".".join(str(step) for step in problem["loc"][1:])  # past the union's tag
+    if problem["type"] == "extra_forbidden":
+        return f"{kind} channel: unknown field `{field}`"
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    if problem["type"] == "missing":
+        message = "is required"
+    return f"{kind} channel: `{field}`: {message}" if field else f"{kind} channel: {message}"
 
 
 def _resolve(reference: SecretRef, channel: str) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rollout.json_types import JsonObject
+from rollout.plan.channels import ChannelSpec
 
 # The JSON a row carries keeps the key names of the untyped snapshots before it (`soak_s`,
 # `interval_s`…): rows written then validate once the migration filled in what they lack.
@@ -15,8 +15,6 @@ from rollout.json_types import JsonObject
 Severity = Literal["P0", "P1", "P2", "P3", "P4"]
 NoDataPolicy = Literal["error", "fail", "pass", "inconclusive"]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-# A channel's settings, as the team's config gives them. Typed channel specs are a later
-# step (paging/channels.py parses these today); this is the one untyped part of the plan.
 
 
 class _Spec(BaseModel):
@@ -151,7 +149,7 @@ class PagingSpec(_Spec):
     members: tuple[MemberSpec, ...]
     rotations: RotationsSpec | None
     escalation: tuple[EscalationStep, ...]
-    channels: tuple[JsonObject, ...]
+    channels: tuple[ChannelSpec, ...]
 
     def member(self, name: str | None) -> MemberSpec | None:
         return next((m for m in self.members if m.name == name), None)

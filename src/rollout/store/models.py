@@ -3,10 +3,11 @@ results, installed versions, pages and every wait (a row with a due time)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import JsonValue, TypeAdapter
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -26,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from rollout.plan import Plan
+from rollout.plan.channels import CHANNEL_SPECS, ChannelSpec
 from rollout.plan.driver import CommandDriverSpec, DriverSpec, HttpDriverSpec, SimulatedDriverSpec
 
 # The states in which a rollout may start upgrades (RUNNING, PAUSED): at most one per service.
@@ -55,7 +57,9 @@ class PlanType(TypeDecorator[Plan]):
     impl = JSON
     cache_ok = True
 
-    def process_bind_param(self, value: Plan | None, dialect: Dialect) -> dict[str, Any] | None:
+    def process_bind_param(
+        self, value: Plan | None, dialect: Dialect
+    ) -> dict[str, JsonValue] | None:
         if value is None:
             return None
         if not isinstance(value, Plan):  # a dict would skip the contract's checks
@@ -77,7 +81,7 @@ class DriverType(TypeDecorator[DriverSpec]):
 
     def process_bind_param(
         self, value: DriverSpec | None, dialect: Dialect
-    ) -> dict[str, Any] | None:
+    ) -> dict[str, JsonValue] | None:
         if value is None:
             return None
         if not isinstance(value, SimulatedDriverSpec | CommandDriverSpec | HttpDriverSpec):
@@ -86,6 +90,60 @@ class DriverType(TypeDecorator[DriverSpec]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> DriverSpec | None:
         return None if value is None else _DRIVER_SPEC.validate_python(value)
+
+
+_CHANNEL_SPEC: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
+# Not channel settings, kept beside them in the row's JSON: whom the delivery was written for
+# and whom a Slack message mentions.
+_RECIPIENT = "_recipient"
+_MENTION = "_mention"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryChannel:
+    """A delivery's channel: the team's channel as it was when the page was written, and
+    whom this delivery was written for (an escalation renames the page's recipient, and a
+    trigger still retrying must not take the next person's name, nor their resend key)."""
+
+    spec: ChannelSpec
+    recipient: str | None
+    mention: str | None = None  # a Slack member id or handle, as Slack writes a mention
+    # Rows written before the recipient was kept name none: the page's own is meant.
+    recipient_kept: bool = True
+
+
+class DeliveryChannelType(TypeDecorator[DeliveryChannel]):
+    """Stored as the channel spec's JSON with `_recipient` and `_mention` beside its fields,
+    the shape rows had when they were plain JSON; handed out validated."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: DeliveryChannel | None, dialect: Dialect
+    ) -> dict[str, JsonValue] | None:
+        if value is None:
+            return None
+        if not isinstance(value, DeliveryChannel) or not isinstance(value.spec, CHANNEL_SPECS):
+            raise TypeError(f"a delivery's channel is a DeliveryChannel, not {value!r}")
+        stored: dict[str, JsonValue] = value.spec.model_dump(mode="json")
+        if value.recipient_kept:
+            stored[_RECIPIENT] = value.recipient
+        if value.mention is not None:
+            stored[_MENTION] = value.mention
+        return stored
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> DeliveryChannel | None:
+        if value is None:
+            return None
+        fields = dict(value)
+        kept = _RECIPIENT in fields
+        return DeliveryChannel(
+            recipient=fields.pop(_RECIPIENT, None),
+            mention=fields.pop(_MENTION, None),
+            recipient_kept=kept,
+            spec=_CHANNEL_SPEC.validate_python(fields),
+        )
 
 
 NAMING = {
@@ -297,7 +355,7 @@ class Delivery(Base):
     channel: Mapped[str] = mapped_column(String(63))  # the team's channel, by position and type
     # The channel's config as it was when the page was written (secrets by reference only):
     # a misrouted page re-sent to another team goes through that team's channels.
-    channel_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    channel_spec: Mapped[DeliveryChannel | None] = mapped_column(DeliveryChannelType)
     action: Mapped[str] = mapped_column(String(16))  # trigger | acknowledge | resolve
     state: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)

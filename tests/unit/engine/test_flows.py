@@ -123,12 +123,13 @@ def test_recall_rolls_the_version_off_everywhere_without_a_page(world: World) ->
     submitted = world.submit("2.0.0")
     world.reaches(submitted.rollout_id, R.SUCCEEDED)
     recall(world.runtime, "checkout", "2.0.0", "a bad migration")
+    before = {env: "1.0.0" for env in ENVIRONMENTS}
+    # The fleet rolls back first, the record follows in the step's write: wait for both.
     wait_for(
-        lambda: world.running() == {env: "1.0.0" for env in ENVIRONMENTS},
+        lambda: world.running() == before and world.installations() == before,
         30,
-        "every environment back on 1.0.0",
+        "every environment back on 1.0.0, in the fleet and in the record",
     )
-    assert world.installations() == {env: "1.0.0" for env in ENVIRONMENTS}
     assert world.pages() == []
 
 

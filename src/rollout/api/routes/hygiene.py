@@ -11,7 +11,7 @@ from rollout.api import reads
 from rollout.api.auth import visible_team
 from rollout.api.deps import Context, NameQuery, Reader
 from rollout.api.schemas import HygieneOut
-from rollout.config.durations import parse_window
+from rollout.durations import parse_window
 from rollout.store.database import reading
 
 router = APIRouter(tags=["pages"])

@@ -1,4 +1,4 @@
-"""Durations in the fleet config: "250ms", "30s", "5m", "1h30m", "2d" or bare seconds."""
+"""Durations, for the config and the plan: "250ms", "30s", "5m", "1h30m", "2d" or bare seconds."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
-
-from rollout.json_types import JsonObject
+from pydantic import BeforeValidator, JsonValue, PlainSerializer, WithJsonSchema
 
 __all__ = [
     "DURATION_FORMS",
@@ -118,7 +116,7 @@ def _serialize(value: timedelta) -> str:
     return format_duration(value)
 
 
-_SCHEMA: JsonObject = {
+_SCHEMA: dict[str, JsonValue] = {
     "anyOf": [
         {"type": "string", "examples": ["250ms", "30s", "5m", "1h30m", "2d"]},
         {"type": "number", "minimum": 0},
