@@ -29,6 +29,7 @@ from rollout.paging import (
     Action,
     DeliveryStatus,
     PageMessage,
+    backoff_after,
     deliver_with_retries,
 )
 from rollout.plan.channels import ChannelSpec, EmailChannelSpec, SlackChannelSpec
@@ -299,7 +300,8 @@ def _send(
         values.update(state="failed", due_at=None, last_error=outcome.error)
         log.warning("page %s via %s failed for good: %s", page.id, delivery.channel, outcome.error)
     else:
-        wait = outcome.retry_after or min(MAX_BACKOFF_S, 2.0**delivery.attempts)
+        # The receiver's Retry-After, else the same jittered backoff as in-process retries.
+        wait = outcome.retry_after or backoff_after(delivery.attempts + 1, MAX_BACKOFF_S)
         values.update(due_at=now + timedelta(seconds=wait), last_error=outcome.error)
     with transaction(runtime.database_url) as session:
         session.execute(

@@ -17,7 +17,12 @@ from rollout.paging.channels import (
     headline,
     parse_retry_after,
 )
-from rollout.paging.delivery import DeliveryOutcome, DeliveryStatus, deliver_with_retries
+from rollout.paging.delivery import (
+    DeliveryOutcome,
+    DeliveryStatus,
+    backoff_after,
+    deliver_with_retries,
+)
 from rollout.secrets import SecretError, SecretRef
 
 __all__ = [
@@ -37,6 +42,7 @@ __all__ = [
     "SecretRef",
     "SlackChannel",
     "WebhookChannel",
+    "backoff_after",
     "channel_from_config",
     "deliver_with_retries",
     "headline",

@@ -15,6 +15,7 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
+from tenacity.wait import wait_base
 
 from rollout.paging.channels import (
     Action,
@@ -29,6 +30,19 @@ log = logging.getLogger(__name__)
 # The first backoff; it doubles from there, plus up to as much again of jitter, so that a
 # receiver's outage does not bring every worker back to it in the same instant.
 FIRST_BACKOFF = 0.5
+
+
+def backoff(max_wait: float) -> wait_base:
+    """The one backoff policy of a page's delivery, in the worker and in the outbox alike:
+    exponential from FIRST_BACKOFF, with jitter, at most `max_wait`."""
+    return wait_exponential(multiplier=FIRST_BACKOFF, max=max_wait) + wait_random(0, FIRST_BACKOFF)
+
+
+def backoff_after(attempts: int, max_wait: float) -> float:
+    """How long the outbox waits after a delivery's `attempts`-th failed attempt."""
+    state = RetryCallState(Retrying(), None, (), {})
+    state.attempt_number = max(attempts, 1)
+    return min(backoff(max_wait)(state), max_wait)
 
 
 class DeliveryStatus(StrEnum):
@@ -69,9 +83,7 @@ def deliver_with_retries(
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
-    backoff = wait_exponential(multiplier=FIRST_BACKOFF, max=max_wait) + wait_random(
-        0, FIRST_BACKOFF
-    )
+    policy = backoff(max_wait)
     tried = 0
 
     def asked(state: RetryCallState) -> float | None:
@@ -80,7 +92,7 @@ def deliver_with_retries(
 
     def wait(state: RetryCallState) -> float:
         retry_after = asked(state)
-        return min(retry_after if retry_after is not None else backoff(state), max_wait)
+        return min(retry_after if retry_after is not None else policy(state), max_wait)
 
     def stop(state: RetryCallState) -> bool:
         retry_after = asked(state)
