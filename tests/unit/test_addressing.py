@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import TypeAdapter
 
-from rollout.engine.outbox import addressed
+from rollout.paging.outbox import addressed
 from rollout.plan.channels import ChannelSpec, EmailChannelSpec
 from rollout.plan.models import MemberSpec
 

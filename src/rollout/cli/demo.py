@@ -28,11 +28,11 @@ from rollout.domain.pages import PageState
 from rollout.drivers.simulated import SimulatedFleet, simulated_fleet
 from rollout.engine.backends import Backends
 from rollout.engine.embedded import EmbeddedEngine
-from rollout.engine.responding import Response, respond
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.json_types import JsonObject
 from rollout.observability import setup, tracing
+from rollout.paging.responding import Response, respond
 from rollout.store.database import migrate, reading, transaction
 from rollout.store.models import Delivery, Installation, Page
 from rollout.store.queries import all_pages, rollout_counts, upgrade_counts

@@ -141,7 +141,7 @@ class LocalBackend:
         return [views.freeze_out(f) for f in found]
 
     def oncall(self, team: str, at: datetime) -> OnCallOut:
-        from rollout.engine.outbox import on_call_now
+        from rollout.paging.outbox import on_call_now
         from rollout.plan.build import paging_spec
 
         spec = self._team(team)
@@ -180,7 +180,7 @@ class LocalBackend:
     def answer(
         self, page_id: int, response: PageResponse, note: str | None, to_team: str | None
     ) -> AnsweredOut:
-        from rollout.engine.responding import Response, ResponseRefused, respond
+        from rollout.paging.responding import Response, ResponseRefused, respond
         from rollout.plan.build import paging_spec
         from rollout.store.models import Page
 

@@ -11,11 +11,11 @@ from celery.signals import worker_process_init
 
 from rollout.engine.broker import transport_for
 from rollout.engine.dispatch import DeliverNudge, EscalateNudge, Message, StepBatch, messages
-from rollout.engine.outbox import deliver, escalate
 from rollout.engine.progress import advance
 from rollout.engine.runtime import Runtime
 from rollout.engine.steps import step, steps
 from rollout.observability import workers as _observed  # noqa: F401 (connects its signals)
+from rollout.paging.outbox import deliver, escalate
 from rollout.settings import get_settings
 from rollout.store.database import engine_for, session_factory
 

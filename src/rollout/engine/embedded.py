@@ -13,11 +13,11 @@ from rollout.engine.dispatch import (
     Message,
     StepBatch,
 )
-from rollout.engine.outbox import deliver, escalate
 from rollout.engine.progress import advance
 from rollout.engine.runtime import Runtime
 from rollout.engine.steps import steps
 from rollout.engine.ticker import run_ticker
+from rollout.paging.outbox import deliver, escalate
 
 
 class EmbeddedEngine:

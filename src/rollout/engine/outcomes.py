@@ -10,17 +10,16 @@ from itertools import pairwise
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from rollout.domain.pages import PageState
-from rollout.domain.paging import PageFacts, PageKind, page_key, page_severity, summary
+from rollout.domain.paging import PageKind
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_upgrade
 from rollout.engine.dispatch import Nudge
-from rollout.engine.outbox import SAME_FACTS, address
 from rollout.engine.progress import Wakes, halt, install, lock_rollout, replan, uninstall
 from rollout.engine.runtime import Runtime
 from rollout.engine.upgrading import Outcome
 from rollout.observability import events
+from rollout.paging.opening import open_page
 from rollout.store.database import is_postgresql, transaction
-from rollout.store.models import Installation, Measurement, Page, Release, Rollout, Upgrade
+from rollout.store.models import Installation, Measurement, Release, Rollout, Upgrade
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +162,10 @@ def _consequences(
     """What an upgrade's new state means for its rollout, its release and the on-call; True
     when the rollout must be planned again."""
     state = outcome.state
+
+    def page(kind: PageKind) -> None:
+        open_page(session, rollout, upgrade, kind, outcome.failed_gate, outcome.reason, now)
+
     if state.final:
         upgrade.finished_at = now
     if state is UpgradeState.SUCCEEDED:
@@ -174,71 +177,17 @@ def _consequences(
     elif state is UpgradeState.ROLLING_BACK and before is not UpgradeState.ROLLING_BACK:
         reason = outcome.reason or "failed"
         halt(session, rollout, f"{upgrade.environment}: {reason}")
-        _page(session, rollout, upgrade, PageKind.FAILURE, outcome, now)
+        page(PageKind.FAILURE)
     elif state is UpgradeState.AWAITING_DECISION:
         if rollout.state == RolloutState.RUNNING:
             rollout.state = RolloutState.PAUSED
             rollout.reason = f"{upgrade.environment}: {outcome.reason}"
-        _page(session, rollout, upgrade, PageKind.DECISION, outcome, now)
+        page(PageKind.DECISION)
     elif state is UpgradeState.ROLLBACK_FAILED:
-        _page(session, rollout, upgrade, PageKind.ROLLBACK_FAILED, outcome, now)
+        page(PageKind.ROLLBACK_FAILED)
     elif state is UpgradeState.BLOCKED:
         halt(session, rollout, f"{upgrade.environment}: {outcome.reason}")
-        _page(session, rollout, upgrade, PageKind.BLOCKED, outcome, now)
+        page(PageKind.BLOCKED)
     elif not state.final:
         return False  # deploying or verifying: the plan counts them alike, nothing to re-plan
     return True
-
-
-def _page(
-    session: Session,
-    rollout: Rollout,
-    upgrade: Upgrade,
-    kind: PageKind,
-    outcome: Outcome,
-    now: datetime,
-) -> None:
-    key = page_key(kind, rollout.id, outcome.failed_gate, upgrade.environment)
-    if session.execute(select(Page.id).where(Page.dedup_key == key)).first() is not None:
-        return
-    facts = PageFacts(
-        rollout_id=rollout.id,
-        service=upgrade.service,
-        version=upgrade.to_version,
-        environment=upgrade.environment,
-        stage=upgrade.stage,
-        gate=outcome.failed_gate,
-        reason=outcome.reason or "",
-        rollback_to=upgrade.from_version,
-    )
-    page = Page(
-        dedup_key=key,
-        team=rollout.team,
-        severity=page_severity(kind, rollout.plan.stage(upgrade.stage).severity),
-        kind=kind,
-        rollout_id=rollout.id,
-        upgrade_id=upgrade.id,
-        service=upgrade.service,
-        version=upgrade.to_version,
-        environment=upgrade.environment,
-        stage=upgrade.stage,
-        gate=outcome.failed_gate,
-        detail=facts.reason,
-        summary=summary(kind, facts),
-        state=PageState.OPEN,
-        created_at=now,
-    )
-    session.add(page)
-    address(session, page, rollout.plan.paging, now)
-    operations = rollout.plan.operations
-    if operations is not None and upgrade.environment in rollout.plan.air_gapped:
-        # The NOC has hands on the air-gapped network: it gets its own page of the same facts.
-        noc = Page(
-            **{c: getattr(page, c) for c in SAME_FACTS},
-            dedup_key=f"{key}/noc",
-            team=operations.team,
-            state=PageState.OPEN,
-            created_at=now,
-        )
-        session.add(noc)
-        address(session, noc, operations, now)

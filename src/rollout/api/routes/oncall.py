@@ -13,7 +13,7 @@ from rollout.api.deps import Context, NamePath, Reader
 from rollout.api.schemas import OnCallOut, OverrideIn, OverrideOut
 from rollout.api.views import oncall_out, override_out
 from rollout.config import Team
-from rollout.engine.outbox import on_call_now
+from rollout.paging.outbox import on_call_now
 from rollout.plan.build import paging_spec
 from rollout.store.database import reading, transaction
 from rollout.store.overrides import OverrideRefused, add_override

@@ -15,8 +15,8 @@ from rollout.api.deps import MAX_ID, Context, Id, Limit, NameQuery, Reader
 from rollout.api.errors import conflict
 from rollout.api.schemas import AnsweredOut, FeedbackIn, MisroutedIn, PageList, PageView
 from rollout.domain.pages import PageAction
-from rollout.engine.responding import Response as PageResponse
-from rollout.engine.responding import ResponseRefused, respond
+from rollout.paging.responding import Response as PageResponse
+from rollout.paging.responding import ResponseRefused, respond
 from rollout.plan import PagingSpec
 from rollout.plan.build import paging_spec
 from rollout.store.database import reading, transaction

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rollout.domain.pages import PageAction, PageActionRefused, PageState, page_move
-from rollout.engine.outbox import SAME_FACTS, address
 from rollout.paging import Action
+from rollout.paging.outbox import SAME_FACTS, address
 from rollout.plan import PagingSpec
 from rollout.store.models import Delivery, Page, PageEvent
 
