@@ -16,7 +16,7 @@ Kind = Annotated[
 
 
 def _kind(kind: str | None) -> str | None:
-    from rollout.cli import fail
+    from rollout.cli.entry import fail
 
     if kind not in (None, "environment", "service"):
         raise fail(f"unknown --kind {kind!r} (environment or service)")
@@ -33,7 +33,7 @@ def freeze(
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
 ) -> None:
     """Freeze an environment or a service: no new upgrade starts there until the time."""
-    from rollout.cli import out, pick_backend, refusals
+    from rollout.cli.entry import out, pick_backend, refusals
 
     kind = _kind(kind)
     with refusals():
@@ -43,7 +43,7 @@ def freeze(
 
 def unfreeze(target: Target, kind: Kind = None) -> None:
     """Lift the freeze of an environment or a service; what it held starts planning at once."""
-    from rollout.cli import out, pick_backend, refusals
+    from rollout.cli.entry import out, pick_backend, refusals
 
     kind = _kind(kind)
     with refusals():
@@ -53,7 +53,7 @@ def unfreeze(target: Target, kind: Kind = None) -> None:
 
 def freezes() -> None:
     """The freezes in force, the soonest to end first (times in your zone)."""
-    from rollout.cli import out, pick_backend, refusals
+    from rollout.cli.entry import out, pick_backend, refusals
 
     with refusals():
         rows = pick_backend().freezes()

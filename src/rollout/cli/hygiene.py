@@ -49,7 +49,7 @@ def report_json(result: HygieneOut) -> JsonObject:
 
 
 def print_report(result: HygieneOut) -> None:
-    from rollout.cli import out
+    from rollout.cli.entry import out
 
     out.print(
         f"Paging hygiene, {result.since:%Y-%m-%d %H:%M} to {result.until:%Y-%m-%d %H:%M} UTC",
@@ -86,7 +86,7 @@ def hygiene(
     ] = 2.0,
 ) -> None:
     """Per team and gate: pages, night pages, time to acknowledge, misroutes, false positives."""
-    from rollout.cli import fail, pick_backend, refusals
+    from rollout.cli.entry import fail, pick_backend, refusals
 
     try:
         parse_window(since)

@@ -20,7 +20,7 @@ def oncall(
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
 ) -> None:
     """Who is primary and secondary on call for a team at an instant, and why."""
-    from rollout.cli import out, pick_backend, refusals
+    from rollout.cli.entry import out, pick_backend, refusals
 
     # Shown in the reader's zone; a time typed without a zone is the reader's too.
     when = (at or datetime.now(UTC)).astimezone()
@@ -42,7 +42,7 @@ def pages(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """Pages sent, newest first: to whom, for what, and how each channel took it."""
-    from rollout.cli import out, pick_backend, refusals
+    from rollout.cli.entry import out, pick_backend, refusals
     from rollout.cli.render import pages_table
 
     with refusals():
@@ -62,7 +62,7 @@ def override(
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
 ) -> None:
     """Let someone cover a team's rotation for a while: an override wins over the rota."""
-    from rollout.cli import out, pick_backend, refusals
+    from rollout.cli.entry import out, pick_backend, refusals
 
     with refusals():
         done = pick_backend(config).override(team, member, starts, ends, role, replaces)
@@ -82,7 +82,7 @@ def _answer(
     config: Path | None = None,
 ) -> None:
     """One response to a page; say what it is now, and whom a misroute paged instead."""
-    from rollout.cli import out, pick_backend, refusals
+    from rollout.cli.entry import out, pick_backend, refusals
 
     with refusals():
         answered = pick_backend(config).answer(page_id, response, note, to_team)

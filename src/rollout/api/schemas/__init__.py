@@ -1,37 +1,25 @@
 """The API's wire format: strict request bodies, and the views that responses, the remote
-CLI and the local CLI share (operational data only: never an environment's payload)."""
+CLI and the local CLI share (operational data only: never an environment's payload). Topics
+too big for this module have their own beside it (`rollout.api.schemas.<topic>`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints
 
-from rollout.config import NAME_PATTERN, VERSION_PATTERN
+from rollout.api.schemas.base import (
+    DIGEST_PATTERN,
+    Digest,
+    Name,
+    Note,
+    Strict,
+    Version,
+)
 from rollout.store.tokens import NOTE_MAX, Scope
 
-DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
-
-Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
-Version = Annotated[str, StringConstraints(pattern=VERSION_PATTERN, max_length=64)]
-Digest = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN, max_length=71)]
-Note = Annotated[str, StringConstraints(max_length=NOTE_MAX)]
-
-
-class Strict(BaseModel):
-    """Unknown fields are refused, in requests and in what a client reads back."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_nul(cls, value: object) -> object:
-        # PostgreSQL refuses a NUL in text: the caller gets a 422 saying so, not a 500.
-        texts = value if isinstance(value, list) else [value]
-        if any(isinstance(text, str) and "\x00" in text for text in texts):
-            raise ValueError("must not contain a NUL character")
-        return value
+__all__ = ["DIGEST_PATTERN", "Digest", "Name", "Note", "Strict", "Version"]
 
 
 class ErrorOut(Strict):
