@@ -7,6 +7,10 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
+
+from rollout.api.schemas import FreezeList, FreezeOut
+from rollout.cli.output import Format, OutputOption, emit
 
 Target = Annotated[str, typer.Argument(help="an environment or a service", metavar="ENV|SERVICE")]
 Kind = Annotated[
@@ -51,18 +55,21 @@ def unfreeze(target: Target, kind: Kind = None) -> None:
     out.print(done.message, highlight=False, soft_wrap=True)
 
 
-def freezes() -> None:
+def freezes(output: OutputOption = Format.TABLE) -> None:
     """The freezes in force, the soonest to end first (times in your zone)."""
-    from rollout.cli.entry import out, pick_backend, refusals
+    from rollout.cli.entry import pick_backend, refusals
 
     with refusals():
         rows = pick_backend().freezes()
+    emit(FreezeList(freezes=rows), output, lambda wide: _freezes_table(rows))
+
+
+def _freezes_table(rows: list[FreezeOut]) -> Table | Text:
     if not rows:
-        out.print("nothing is frozen", highlight=False)
-        return
+        return Text("nothing is frozen")
     table = Table(title="Freezes", title_justify="left")
     for column in ("kind", "target", "until", "reason"):
         table.add_column(column)
     for f in rows:
         table.add_row(f.kind, f.target, f"{f.until.astimezone():%Y-%m-%d %H:%M:%S %Z}", f.reason)
-    out.print(table)
+    return table

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from rollout.api.schemas import HygieneGate, HygieneOut, HygieneTeam
+from rollout.cli.output import Format, OutputOption, emit
 from rollout.durations import format_duration, parse_window
 from rollout.json_types import JsonObject
 
@@ -51,35 +53,39 @@ def report_json(result: HygieneOut) -> JsonObject:
 def print_report(result: HygieneOut) -> None:
     from rollout.cli.entry import out
 
-    out.print(
-        f"Paging hygiene, {result.since:%Y-%m-%d %H:%M} to {result.until:%Y-%m-%d %H:%M} UTC",
-        highlight=False,
-    )
+    out.print(report_tables(result))
+
+
+def report_tables(result: HygieneOut) -> Group:
+    """The report for people: a header, a table of teams and one of gates, then findings."""
+    parts: list[RenderableType] = [
+        Text(f"Paging hygiene, {result.since:%Y-%m-%d %H:%M} to {result.until:%Y-%m-%d %H:%M} UTC")
+    ]
     teams = Table(title="Teams", title_justify="left")
     for column in ("team", *TALLY_COLUMNS, "night budget"):
         teams.add_column(column, overflow="fold")
     for t in result.teams:
         teams.add_row(t.team, *_tally_cells(t), f"{t.night_budget:.3g}")
-    out.print(teams)
+    parts.append(teams)
     gates = Table(title="Gates", title_justify="left")
     for column in ("gate", *TALLY_COLUMNS):
         gates.add_column(column, overflow="fold")
     for g in result.gates:
         gates.add_row(f"{g.service}/{g.gate}", *_tally_cells(g))
-    out.print(gates)
-    out.print("Findings", highlight=False)
-    for finding in result.findings:
-        out.print(f"  {finding.kind}: {finding.message}", highlight=False, soft_wrap=True)
+    parts.append(gates)
+    parts.append(Text("Findings"))
+    parts.extend(Text(f"  {finding.kind}: {finding.message}") for finding in result.findings)
     if not result.findings:
-        out.print("  none", highlight=False)
-    for note in result.notes:
-        out.print(f"note: {note}", highlight=False, soft_wrap=True)
+        parts.append(Text("  none"))
+    parts.extend(Text(f"note: {note}") for note in result.notes)
+    return Group(*parts)
 
 
 def hygiene(
     since: Annotated[str, typer.Option(help="how far back to look: e.g. 30d, 12h, 2w")] = "30d",
     team: Annotated[str | None, typer.Option(help="only this team's pages")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    output: OutputOption = Format.TABLE,
+    as_json: Annotated[bool, typer.Option("--json", help="the same as -o json")] = False,
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
     night_budget: Annotated[
         float, typer.Option(min=0, help="night pages a team may get per week")
@@ -94,7 +100,4 @@ def hygiene(
         raise fail(f"--since: {error}") from None
     with refusals():
         result = pick_backend(config).hygiene(since, team, night_budget)
-    if as_json:
-        print(json.dumps(report_json(result), indent=2))
-    else:
-        print_report(result)
+    emit(result, Format.JSON if as_json else output, lambda wide: report_tables(result))

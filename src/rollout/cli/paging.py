@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
+
+from rollout.api.schemas import PageList
+from rollout.cli.output import Format, OutputOption, emit
 
 if TYPE_CHECKING:
     from rollout.cli.backend import PageResponse
@@ -18,36 +22,41 @@ def oncall(
         datetime | None, typer.Option(help="the instant to ask about (default: now); ISO 8601")
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    output: OutputOption = Format.TABLE,
 ) -> None:
     """Who is primary and secondary on call for a team at an instant, and why."""
-    from rollout.cli.entry import out, pick_backend, refusals
+    from rollout.cli.entry import pick_backend, refusals
 
     # Shown in the reader's zone; a time typed without a zone is the reader's too.
     when = (at or datetime.now(UTC)).astimezone()
     with refusals():
         answer = pick_backend(config).oncall(team, when)
     lines = [(a.role, a.member, a.reason) for a in (answer.primary, answer.secondary)]
-    out.print(f"On call for {team} at {when:%Y-%m-%d %H:%M %Z}", highlight=False)
-    for role, member, reason in lines:
-        out.print(
-            f"  {role}: {member} — {reason}",
-            highlight=False,
-            soft_wrap=True,
-        )
+    emit(
+        answer,
+        output,
+        lambda wide: Text(
+            "\n".join(
+                [f"On call for {team} at {when:%Y-%m-%d %H:%M %Z}"]
+                + [f"  {role}: {member} — {reason}" for role, member, reason in lines]
+            )
+        ),
+    )
 
 
 def pages(
     team: Annotated[str | None, typer.Option(help="only this team's pages")] = None,
     open_only: Annotated[bool, typer.Option("--open", help="only pages not resolved")] = False,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    output: OutputOption = Format.TABLE,
 ) -> None:
     """Pages sent, newest first: to whom, for what, and how each channel took it."""
-    from rollout.cli.entry import out, pick_backend, refusals
+    from rollout.cli.entry import pick_backend, refusals
     from rollout.cli.render import pages_table
 
     with refusals():
         rows = pick_backend().pages(team, open_only, limit)
-    out.print(pages_table(rows))
+    emit(PageList(pages=rows), output, lambda wide: pages_table(rows))
 
 
 def override(

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from rollout.api.schemas import RolloutList
 from rollout.cli.entry import ConfigOption, fail, out, pick_backend, refusals
+from rollout.cli.output import Format, OutputOption, emit
 
 if TYPE_CHECKING:
     from rollout.cli.backend import Steering
@@ -45,6 +47,7 @@ def list_(
     stage: Annotated[str | None, typer.Option(help="only rollouts now at this stage")] = None,
     team: Annotated[str | None, typer.Option(help="only this team's rollouts")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    output: OutputOption = Format.TABLE,
 ) -> None:
     """List rollouts, newest first."""
     from rollout.cli.render import rollouts_table
@@ -56,16 +59,19 @@ def list_(
         rows = pick_backend().list_rollouts(
             service=service, state=state, stage=stage, team=team, limit=limit
         )
-    out.print(rollouts_table(rows))
+    emit(RolloutList(rollouts=rows), output, lambda wide: rollouts_table(rows))
 
 
-def show(rollout_id: Annotated[int, typer.Argument(help="the rollout's id")]) -> None:
+def show(
+    rollout_id: Annotated[int, typer.Argument(help="the rollout's id")],
+    output: OutputOption = Format.TABLE,
+) -> None:
     """Show a rollout: stages, environments, gate values against conditions, why it waits."""
-    from rollout.cli.render import print_story
+    from rollout.cli.render import rollout_story
 
     with refusals():
         view = pick_backend().show_rollout(rollout_id)
-    print_story(out, view)
+    emit(view, output, lambda wide: rollout_story(view))
 
 
 def _steer(

@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
+from rollout.api.schemas import TokenList
 from rollout.cli.entry import ConfigOption, err, fail, out, pick_backend, refusals, token_app
+from rollout.cli.output import Format, OutputOption, emit
 
 
 @token_app.command("create")
@@ -45,10 +47,10 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="the token's id")]
 
 
 @token_app.command("list")
-def token_list() -> None:
+def token_list(output: OutputOption = Format.TABLE) -> None:
     """List tokens (never their secrets)."""
     from rollout.cli.render import tokens_table
 
     with refusals():
         tokens = pick_backend().tokens()
-    out.print(tokens_table(tokens))
+    emit(TokenList(tokens=tokens), output, lambda wide: tokens_table(tokens))
