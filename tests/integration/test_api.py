@@ -181,8 +181,14 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
     ("GET", "/v1/rollouts", None, READ_ALL),
     ("GET", "/v1/rollouts?team=payments", None, PAYMENTS_ONLY),
     ("GET", "/v1/rollouts?team=search", None, SEARCH_ONLY),
-    ("GET", "/v1/rollouts/{checkout}", None, PAYMENTS_ONLY),
+    # A pipeline reads the rollouts of its own services (checkout), not another's.
+    ("GET", "/v1/rollouts/{checkout}", None, {**PAYMENTS_ONLY, "pipeline": 200}),
     ("GET", "/v1/rollouts/{search-api}", None, SEARCH_ONLY),
+    ("GET", "/v1/rollouts/{checkout}/status", None, {**PAYMENTS_ONLY, "pipeline": 200}),
+    ("GET", "/v1/rollouts/{search-api}/status?within=1m", None, SEARCH_ONLY),
+    ("GET", "/v1/releases/checkout/1.1.0/status", None, {**PAYMENTS_ONLY, "pipeline": 200}),
+    ("GET", "/v1/releases/search-api/2.0.0/status", None, SEARCH_ONLY),
+    ("GET", "/v1/rollouts/{checkout}/events?wait=0s", None, {**PAYMENTS_ONLY, "pipeline": 200}),
     ("GET", "/v1/environments", None, READ_ALL),
     ("GET", "/v1/services", None, READ_ALL),
     ("GET", "/v1/services?team=search", None, SEARCH_ONLY),
@@ -276,6 +282,8 @@ def test_every_endpoint_of_the_document_is_in_the_matrix(world: World) -> None:
     }
     templates = {
         (method, template.split("?")[0]
+         .replace("/releases/checkout/1.1.0/", "/releases/{service}/{version}/")
+         .replace("/releases/search-api/2.0.0/", "/releases/{service}/{version}/")
          .replace("{checkout}", "{rollout_id}").replace("{search-api}", "{rollout_id}")
          .replace("{page:payments}", "{page_id}").replace("{page:search}", "{page_id}")
          .replace("{token:victim}", "{token_id}")

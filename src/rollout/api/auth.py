@@ -65,3 +65,14 @@ def visible_team(token: TokenInfo, asked: str | None) -> str | None:
 def check_team(token: TokenInfo, owner: str, what: str) -> None:
     if token.scope is Scope.TEAM and owner != token.team:
         raise forbidden(f"{what} belongs to team {owner}; this token is team {token.team}'s")
+
+
+def check_rollout_reader(token: TokenInfo, team: str, service: str, what: str) -> None:
+    """A pipeline reads the rollouts of its own services (it waits on what it submitted); a
+    team its team's; an operator and an admin every one."""
+    if token.scope is Scope.PIPELINE and service not in token.services:
+        raise forbidden(
+            f"{what} is of service {service}; this token may read only "
+            f"{', '.join(token.services)}'s rollouts"
+        )
+    check_team(token, team, what)

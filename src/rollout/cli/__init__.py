@@ -13,6 +13,7 @@ from rollout.cli.hygiene import hygiene
 from rollout.cli.paging import ack, misrouted, not_actionable, oncall, override, pages, resolve
 from rollout.cli.processes import api, demo, ticker, worker
 from rollout.cli.rollouts import abort, list_, pause, promote, recall, resume, retry, show, submit
+from rollout.cli.status import status
 
 # `rollout --help` lists the commands in these panels, in this order.
 PANELS: dict[str, list[tuple[str, Callable[..., Any]]]] = {
@@ -20,6 +21,7 @@ PANELS: dict[str, list[tuple[str, Callable[..., Any]]]] = {
         ("submit", submit),
         ("list", list_),
         ("show", show),
+        ("status", status),
         ("pause", pause),
         ("resume", resume),
         ("abort", abort),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import getpass
 import socket
-from collections.abc import Callable
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -26,12 +27,16 @@ from rollout.api.schemas import (
     TokenView,
     UnfrozenOut,
 )
-from rollout.cli.backend import BackendError, PageResponse, Steering
+from rollout.api.schemas.status import RolloutStatus
+from rollout.cli.backend import BackendError, NotFound, PageResponse, RolloutRef, Steering
 from rollout.config import Fleet, Team
 from rollout.store.database import reading, transaction
 
 if TYPE_CHECKING:
     from rollout.engine.runtime import Runtime
+
+# How often a waiting command reads the database again: a rollout moves in seconds.
+POLL_SECONDS = 1.0
 
 
 class LocalBackend:
@@ -260,3 +265,41 @@ class LocalBackend:
 
         with reading(self._url()) as session:
             return [views.token_view(t) for t in list_tokens(session)]
+
+    def _status(self, rollout: RolloutRef, deadline: datetime) -> RolloutStatus:
+        from rollout.api.status import release_rollout, rollout_status
+
+        with reading(self._url()) as session:
+            if isinstance(rollout, int):
+                rollout_id: int | None = rollout
+            else:
+                rollout_id = release_rollout(session, *rollout)
+            found = None
+            if rollout_id is not None:
+                found = rollout_status(session, rollout_id, datetime.now(UTC), deadline)
+        if found is None:
+            what = rollout if isinstance(rollout, int) else "of " + " ".join(rollout)
+            raise NotFound(f"no rollout {what}")
+        return found
+
+    def rollout_status(
+        self, rollout: RolloutRef, within: timedelta, wait: timedelta
+    ) -> RolloutStatus:
+        deadline = datetime.now(UTC) + within
+        until = time.monotonic() + wait.total_seconds()
+        status = self._status(rollout, deadline)
+        while not status.verdict.settled and time.monotonic() < until:
+            time.sleep(min(POLL_SECONDS, max(until - time.monotonic(), 0)))
+            status = self._status(status.id, deadline)
+        return status
+
+    def rollout_changes(self, rollout_id: int, within: timedelta) -> Iterator[RolloutStatus | None]:
+        deadline = datetime.now(UTC) + within
+        sent = None
+        while True:
+            status = self._status(rollout_id, deadline)
+            yield None if status == sent else status
+            if status.final:
+                return
+            sent = status
+            time.sleep(POLL_SECONDS)

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rollout.api.schemas import RolloutList
+from rollout.api.schemas import RolloutList, RolloutSummary
 from rollout.cli.entry import ConfigOption, fail, out, pick_backend, refusals
 from rollout.cli.output import Format, OutputOption, emit
+from rollout.cli.status import DEFAULT_TIMEOUT, TimeoutOption, WatchOption
 
 if TYPE_CHECKING:
     from rollout.cli.backend import Steering
@@ -20,16 +21,24 @@ def submit(
     version: Annotated[str, typer.Argument(help="the new version")],
     digest: Annotated[str | None, typer.Option(help="artifact digest, sha256:<64 hex>")] = None,
     config: ConfigOption = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="then wait as `rollout status --wait` (exit codes too)")
+    ] = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Submit a release; it rolls out through the stages (through the API when
-    ROLLOUT_API_URL and ROLLOUT_TOKEN are set)."""
+    ROLLOUT_API_URL and ROLLOUT_TOKEN are set). With --wait, exit as `rollout status`."""
+    from rollout.cli.status import report, timeout_of
     from rollout.observability import setup
+
+    waiting = timeout_of(timeout) if wait else None
 
     # The rollout's trace starts here when OTEL_* asks (through the API: in its header);
     # the SDK sends what it holds when the process exits.
     setup("cli", log_format=None)
+    backend = pick_backend(config)
     with refusals():
-        result = pick_backend(config).submit(service, version, digest)
+        result = backend.submit(service, version, digest)
     if result.created:
         out.print(f"submitted {service} {version}: rollout {result.rollout_id}", highlight=False)
         for old in result.superseded:
@@ -39,6 +48,8 @@ def submit(
             f"{service} {version} was already submitted: rollout {result.rollout_id}",
             highlight=False,
         )
+    if waiting is not None:
+        report(backend, result.rollout_id, waiting, wait=True, watch=False, output=Format.TABLE)
 
 
 def list_(
@@ -48,27 +59,45 @@ def list_(
     team: Annotated[str | None, typer.Option(help="only this team's rollouts")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     output: OutputOption = Format.TABLE,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="redraw; ends when every one listed is final")
+    ] = False,
 ) -> None:
     """List rollouts, newest first."""
     from rollout.cli.render import rollouts_table
+    from rollout.cli.status import watch_list
     from rollout.domain.states import RolloutState
 
     if state is not None and state not in {s.value for s in RolloutState}:
         raise fail(f"unknown state {state!r} (one of: {', '.join(s.value for s in RolloutState)})")
-    with refusals():
-        rows = pick_backend().list_rollouts(
+    backend = pick_backend()
+
+    def read() -> list[RolloutSummary]:
+        return backend.list_rollouts(
             service=service, state=state, stage=stage, team=team, limit=limit
         )
+
+    if watch:
+        watch_list(read, output)
+        return
+    with refusals():
+        rows = read()
     emit(RolloutList(rollouts=rows), output, lambda wide: rollouts_table(rows))
 
 
 def show(
     rollout_id: Annotated[int, typer.Argument(help="the rollout's id")],
     output: OutputOption = Format.TABLE,
+    watch: WatchOption = False,
 ) -> None:
-    """Show a rollout: stages, environments, gate values against conditions, why it waits."""
+    """Show a rollout: stages, environments, gate values against conditions, why it waits.
+    With --watch, redrawn until it is final; then exit as `rollout status`."""
     from rollout.cli.render import rollout_story
+    from rollout.cli.status import watch_story
 
+    if watch:
+        watch_story(rollout_id, output)
+        return
     with refusals():
         view = pick_backend().show_rollout(rollout_id)
     emit(view, output, lambda wide: rollout_story(view))

@@ -15,6 +15,7 @@ from rollout.api.routes import (
     pages,
     releases,
     rollouts,
+    status,
     tokens,
 )
 
@@ -24,6 +25,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     releases.router,
     freezes.router,
     rollouts.router,
+    status.router,
     fleet.router,
     oncall.router,
     pages.router,

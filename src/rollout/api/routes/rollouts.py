@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException
 
 from rollout.api import reads
-from rollout.api.auth import check_team, visible_team
-from rollout.api.deps import Context, Id, Limit, NameQuery, Reader, Steerer
+from rollout.api.auth import check_rollout_reader, visible_team
+from rollout.api.deps import Context, Id, Limit, NameQuery, Reader, RolloutReader, Steerer
 from rollout.api.errors import conflict
 from rollout.api.schemas import RolloutDetailView, RolloutList, SteeredOut, SteerIn
+from rollout.api.status import rollout_owner
 from rollout.api.views import steered_out
 from rollout.domain.states import RolloutState
 from rollout.engine import steering
@@ -44,13 +45,14 @@ def list_rollouts(
 
 
 @router.get("/v1/rollouts/{rollout_id}", tags=["rollouts"])
-def show_rollout(rollout_id: Id, token: Reader, ctx: Context) -> RolloutDetailView:
-    """A rollout: stages, upgrades, each gate's last value against its condition, pages."""
+def show_rollout(rollout_id: Id, token: RolloutReader, ctx: Context) -> RolloutDetailView:
+    """A rollout: stages, upgrades, each gate's last value against its condition, pages. A
+    pipeline token reads its own services' rollouts."""
     with reading(ctx.database_url) as session:
-        owner = reads.rollout_team(session, rollout_id)
+        owner = rollout_owner(session, rollout_id)
         if owner is None:
             raise HTTPException(404, f"no rollout {rollout_id}")
-        check_team(token, owner, f"rollout {rollout_id}")
+        check_rollout_reader(token, owner.team, owner.service, f"rollout {rollout_id}")
         view = reads.show_rollout(session, rollout_id)
     assert view is not None
     return view
