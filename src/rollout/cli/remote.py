@@ -271,21 +271,28 @@ class RemoteBackend:
     def rollout_changes(self, rollout_id: int, within: timedelta) -> Iterator[RolloutStatus | None]:
         url = f"{self.remote.url}/v1/rollouts/{rollout_id}/events"
         headers = {"Authorization": f"Bearer {self.remote.token}", "Accept": "text/event-stream"}
-        params = _waiting(within, timedelta(0))
-        try:
-            with httpx.stream(
-                "GET", url, params=params, headers=headers, timeout=STREAM_TIMEOUT
-            ) as response:
-                if not response.is_success:
-                    response.read()
-                    raise _refusal(response)
-                for line in response.iter_lines():
-                    if line.startswith("data:"):
-                        yield RolloutStatus.model_validate_json(line.removeprefix("data:"))
-                    elif line.startswith(":"):
-                        yield None  # a keep-alive: the caller may look at its clock
-        except httpx.HTTPError as error:
-            raise RemoteError(f"the API's event stream broke off: {error}") from None
+        start = time.monotonic()
+        final = False
+        # A stream that ends before the final state (the API restarted) is opened again.
+        while not final:
+            left = within - timedelta(seconds=time.monotonic() - start)
+            params = {"within": _seconds(left)}
+            try:
+                with httpx.stream(
+                    "GET", url, params=params, headers=headers, timeout=STREAM_TIMEOUT
+                ) as response:
+                    if not response.is_success:
+                        response.read()
+                        raise _refusal(response)
+                    for line in response.iter_lines():
+                        if line.startswith("data:"):
+                            status = RolloutStatus.model_validate_json(line.removeprefix("data:"))
+                            final = status.final
+                            yield status
+                        elif line.startswith(":"):
+                            yield None  # a keep-alive: the caller may look at its clock
+            except httpx.HTTPError as error:
+                raise RemoteError(f"the API's event stream broke off: {error}") from None
 
 
 def _seconds(duration: timedelta) -> str:

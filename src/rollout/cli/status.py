@@ -103,7 +103,15 @@ def status_line(status: RolloutStatus) -> str:
 def drawing(lines: bool) -> Iterator[Callable[[RenderableType, str], None]]:
     """A way to show each new state: redrawn in place on a terminal, else a line each."""
     if lines:
-        yield lambda _drawn, line: out.print(line, highlight=False, soft_wrap=True)
+        printed = [""]
+
+        def print_line(_drawn: RenderableType, line: str) -> None:
+            # A change people do not see in the line (a timestamp) prints nothing new.
+            if line != printed[0]:
+                out.print(line, highlight=False, soft_wrap=True)
+                printed[0] = line
+
+        yield print_line
         return
     with Live(console=out, auto_refresh=False, transient=False) as live:
         yield lambda drawn, _line: live.update(drawn, refresh=True)
