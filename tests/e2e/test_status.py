@@ -8,14 +8,16 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from rollout.config import Fault
 from rollout.drivers.simulated import SimulatedFleet
-from tests.conftest import ROLLOUT, ROOT, Cluster
+from tests.conftest import FIXTURES, ROLLOUT, ROOT, Cluster
 from tests.e2e.test_remote_cli import Api
 from tests.waiting import wait_for
 
@@ -90,7 +92,12 @@ def test_a_ci_script_passes_a_good_release_and_fails_a_bad_one(
 
 
 def test_not_found_exits_4_in_one_line(cluster: Cluster, simulator: SimulatedFleet) -> None:
-    for args in (("status", "999"), ("status", "checkout", "9.9.9", "--wait")):
+    # An id past the column's type is no rollout either, not a database error.
+    for args in (
+        ("status", "999"),
+        ("status", "2147483648"),
+        ("status", "checkout", "9.9.9", "--wait"),
+    ):
         started = time.monotonic()
         missing = cluster.rollout(*args)
         assert missing.returncode == 4, missing.stderr
@@ -98,6 +105,9 @@ def test_not_found_exits_4_in_one_line(cluster: Cluster, simulator: SimulatedFle
         assert time.monotonic() - started < 20, "not found is said at once, not waited for"
     wrong = cluster.rollout("status", "nine")
     assert wrong.returncode not in (0, 4) and wrong.stderr.startswith("error: expected a rollout")
+    timeout = cluster.rollout("submit", "checkout", "1.1.0", "--wait", "--timeout", "soon")
+    assert timeout.returncode == 1 and timeout.stderr.startswith("error: --timeout: invalid")
+    assert cluster.rollout("status", "checkout", "1.1.0").returncode == 4, "nothing submitted"
 
 
 def test_a_paused_rollout_is_still_in_progress_at_the_timeout(
@@ -191,3 +201,32 @@ def test_watchers_end_by_themselves_and_remote_prints_what_local_does(api: Api) 
         assert remote.stdout == local.stdout, args
     # The pipeline reads its own rollout's story, not another service's.
     assert api.remote(pipeline, "show", str(rollout_id)).returncode == 0
+
+
+def test_a_window_days_away_exits_3_at_once_and_names_the_opening(
+    cluster: Cluster, simulator: SimulatedFleet, tmp_path: Path
+) -> None:
+    opening = (datetime.now(UTC) + timedelta(days=3)).replace(
+        hour=2, minute=0, second=0, microsecond=0
+    )
+    data = yaml.safe_load((FIXTURES / "fleet.yaml").read_text())
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[opening.weekday()]
+    window = {"days": [day], "start": "02:00", "end": "03:00", "zone": "UTC"}
+    data["environments"][0]["windows"] = [window]  # canary-1
+    config = tmp_path / "fleet.yaml"
+    config.write_text(yaml.safe_dump(data))
+
+    started = time.monotonic()
+    held = cluster.rollout("submit", "search-api", "9.2.0", "--config", str(config), "--wait")
+    assert held.returncode == 3, held.stdout + held.stderr
+    assert time.monotonic() - started < 20, "a window days away is said at once"
+    assert (
+        f"held past the deadline: canary-1: maintenance window opens at "
+        f"{opening:%Y-%m-%d %H:%M:%S} UTC" in held.stdout
+    )
+    # When the hold clears is in the body, read from the plan's windows.
+    body = json.loads(cluster.rollout("status", "search-api", "9.2.0", "-o", "json").stdout)
+    canary = next(h for h in body["holds"] if h["environments"] == ["canary-1"])
+    assert (canary["kind"], canary["clears_at"]) == ("window", f"{opening:%Y-%m-%dT%H:%M:%SZ}")
+    # A caller prepared to wait past the opening is told it is in progress instead.
+    assert cluster.rollout("status", "search-api", "9.2.0", "--timeout", "4d").returncode == 2

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from rollout.cli.backend import Backend, RolloutRef
 
 DEFAULT_TIMEOUT = "30m"
+# PostgreSQL's integer, the ids' column type (as the API's ids).
+LARGEST_ID = 2**31 - 1
 # `list --watch` reads the list again this often (a list has no one rollout to stream).
 LIST_EVERY_SECONDS = 2.0
 
@@ -55,8 +57,11 @@ def target_of(rollout: str, version: str | None) -> RolloutRef:
     """ROLLOUT_ID, or SERVICE VERSION (the release's newest rollout)."""
     if version is not None:
         return (rollout, version)
-    if not rollout.isdigit() or len(rollout) > 10:
+    if not rollout.isdigit():
         raise fail(f"expected a rollout id or SERVICE VERSION, got {rollout[:64]!r}")
+    if not 0 < int(rollout) <= LARGEST_ID:
+        # Past the ids' column type: no such rollout, and never a database error.
+        raise fail(f"no rollout {rollout[:20]}", Outcome.NOT_FOUND)
     return int(rollout)
 
 
