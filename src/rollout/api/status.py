@@ -14,6 +14,7 @@ from rollout.api.schemas.status import HoldView, RolloutStatus, VerdictView
 from rollout.domain.holds import Hold, HoldKind
 from rollout.domain.states import RolloutState, UpgradeState
 from rollout.domain.verdict import TIMED, HeldUpgrades, Judgement, Progress, judge
+from rollout.engine.progress import constraints_of
 from rollout.store.models import Rollout, Upgrade
 
 
@@ -44,8 +45,6 @@ def release_rollout(session: Session, service: str, version: str) -> int | None:
 def _held(
     session: Session, rollout: Rollout, pending: list[Upgrade], now: datetime
 ) -> list[HeldUpgrades]:
-    from rollout.engine.progress import constraints_of
-
     groups: dict[Hold, list[Upgrade]] = {}
     for upgrade in pending:
         if upgrade.hold_kind is not None and upgrade.hold_reason is not None:

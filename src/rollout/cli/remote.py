@@ -58,6 +58,7 @@ class RemoteNotFound(RemoteError, NotFound):
 LONG_POLL = timedelta(seconds=25)
 # The event stream sends a comment every few seconds of quiet: a longer silence is a fault.
 STREAM_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+REOPEN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -272,9 +273,13 @@ class RemoteBackend:
         url = f"{self.remote.url}/v1/rollouts/{rollout_id}/events"
         headers = {"Authorization": f"Bearer {self.remote.token}", "Accept": "text/event-stream"}
         start = time.monotonic()
-        final = False
-        # A stream that ends before the final state (the API restarted) is opened again.
+        final, opened = False, False
+        # A stream that ends before the final state (the API restarted) is opened again,
+        # after a pause: a proxy that cuts every stream at once must not make a busy loop.
         while not final:
+            if opened:
+                time.sleep(REOPEN_SECONDS)
+            opened = True
             left = within - timedelta(seconds=time.monotonic() - start)
             params = {"within": _seconds(left)}
             try:
