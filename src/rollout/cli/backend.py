@@ -22,6 +22,7 @@ from rollout.api.schemas import (
     TokenView,
     UnfrozenOut,
 )
+from rollout.api.schemas.fleet import FleetView
 from rollout.config import Fleet
 
 Steering = Literal["pause", "resume", "abort", "retry", "promote"]
@@ -92,6 +93,15 @@ class Backend(Protocol):
     def revoke_token(self, token_id: int) -> TokenView: ...
 
     def tokens(self) -> list[TokenView]: ...
+
+    def fleet(
+        self,
+        *,
+        service: str | None,
+        stage: str | None,
+        environment: str | None,
+        team: str | None,
+    ) -> FleetView: ...
 
 
 def choose_backend(database_url: Callable[[], str], fleet: Callable[[], Fleet]) -> Backend:

@@ -26,6 +26,7 @@ from rollout.api.schemas import (
     TokenView,
     UnfrozenOut,
 )
+from rollout.api.schemas.fleet import FleetView
 from rollout.cli.backend import BackendError, PageResponse, Steering
 from rollout.config import Fleet, Team
 from rollout.store.database import reading, transaction
@@ -260,3 +261,22 @@ class LocalBackend:
 
         with reading(self._url()) as session:
             return [views.token_view(t) for t in list_tokens(session)]
+
+    def fleet(
+        self,
+        *,
+        service: str | None,
+        stage: str | None,
+        environment: str | None,
+        team: str | None,
+    ) -> FleetView:
+        from rollout.api.fleet_read import UnknownFilter, fleet_view
+
+        fleet = self._fleet()
+        try:
+            with reading(self._url()) as session:
+                return fleet_view(
+                    session, fleet, service=service, stage=stage, environment=environment, team=team
+                )
+        except UnknownFilter as error:
+            raise BackendError(str(error)) from None

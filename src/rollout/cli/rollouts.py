@@ -59,19 +59,23 @@ def list_(
         rows = pick_backend().list_rollouts(
             service=service, state=state, stage=stage, team=team, limit=limit
         )
-    emit(RolloutList(rollouts=rows), output, lambda wide: rollouts_table(rows))
+    emit(RolloutList(rollouts=rows), output, lambda wide: rollouts_table(rows, wide))
 
 
 def show(
     rollout_id: Annotated[int, typer.Argument(help="the rollout's id")],
+    all_: Annotated[
+        bool, typer.Option("--all", help="every environment and message, done ones too")
+    ] = False,
     output: OutputOption = Format.TABLE,
 ) -> None:
-    """Show a rollout: stages, environments, gate values against conditions, why it waits."""
+    """Show a rollout: a summary per stage, the gates, then the environments not done
+    (succeeded, cancelled, superseded are done) and why each waits."""
     from rollout.cli.render import rollout_story
 
     with refusals():
         view = pick_backend().show_rollout(rollout_id)
-    emit(view, output, lambda wide: rollout_story(view))
+    emit(view, output, lambda wide: rollout_story(view, everything=all_))
 
 
 def _steer(
