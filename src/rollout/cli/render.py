@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -63,33 +64,34 @@ def _name_column(table: Table, header: str, min_width: int = 6) -> None:
 
 
 def rollouts_table(rows: list[RolloutSummary], wide: bool = False) -> Table:
-    table = Table(title="Rollouts", title_justify="left")
+    # Borderless, as kubectl lists: at 80 columns every column but the reason stays whole.
+    table = Table(
+        title="Rollouts", title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True
+    )
     table.add_column("id", no_wrap=True, justify="right")
     _name_column(table, "service")
     _name_column(table, "version", 5)
-    _name_column(table, "team", 4)
-    table.add_column("state", no_wrap=True)
-    _name_column(table, "stage", 4)
-    table.add_column("upgraded", no_wrap=True, justify="right")
     if wide:
-        table.add_column("submitted (UTC)", no_wrap=True)
-    table.add_column("updated (UTC)", no_wrap=True)
+        _name_column(table, "team", 4)
+    table.add_column("state", no_wrap=True)
+    _name_column(table, "stage", 5)
+    table.add_column("done", no_wrap=True, justify="right")
+    if wide:
+        table.add_column("submitted", no_wrap=True)
+    table.add_column("updated", no_wrap=True)
     # The reason is prose: it wraps at word boundaries.
-    table.add_column("reason", overflow="ellipsis", ratio=1, min_width=8)
+    table.add_column("reason", ratio=1, min_width=12)
     for r in rows:
-        cells: list[str | Text] = [
-            str(r.id),
-            r.service,
-            r.version,
-            r.team,
-            state_text(r.state),
-            r.stage,
-            f"{r.done}/{r.total}",
-        ]
+        cells: list[str | Text] = [str(r.id), r.service, r.version]
+        if wide:
+            cells.append(r.team)
+        cells += [state_text(r.state), r.stage, f"{r.done}/{r.total}"]
         if wide:
             cells.append(_short(r.created_at))
         cells += [_short(r.updated_at), r.reason or ""]
         table.add_row(*cells)
+    table.caption = "times in UTC"
+    table.caption_justify = "left"
     return table
 
 

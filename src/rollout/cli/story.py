@@ -12,6 +12,10 @@ from rollout.api.schemas import RolloutDetailView, UpgradeView
 
 # Nothing more to say about these: they ran, or never will.
 DONE = frozenset({"succeeded", "cancelled", "superseded"})
+# Shown first when rows are cut: what needs a person.
+ATTENTION = frozenset(
+    {"awaiting_decision", "rolling_back", "rolled_back", "rollback_failed", "blocked"}
+)
 # What a default `show` prints at most, so a rollout over any fleet fits a screen.
 MAX_ROWS = 12
 MAX_MESSAGES = 6
@@ -89,7 +93,11 @@ def summarise(detail: RolloutDetailView, *, everything: bool = False) -> Story:
     wanted = [u for u in detail.upgrades if everything or u.state not in DONE]
     # A pending upgrade says only why it waits: that is a message, not a row, unless asked.
     rows = [u for u in wanted if everything or u.state != "pending"]
-    shown = rows if everything else rows[:MAX_ROWS]
+    if everything:
+        shown = rows
+    else:
+        first = {u.id for u in sorted(rows, key=lambda u: u.state not in ATTENTION)[:MAX_ROWS]}
+        shown = [u for u in rows if u.id in first]
     messages = group_messages(wanted)
     kept = messages if everything else messages[:MAX_MESSAGES]
     return Story(

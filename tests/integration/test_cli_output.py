@@ -1,0 +1,97 @@
+"""What people read, as a process on SQLite: `rollout show` of a rollout over 500
+environments fits a screen, `--all` prints them all, and at 80 columns, piped, no name is
+folded mid-word and no escape code is printed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROLLOUT
+from tests.integration.wide_fleet import folded_names, wide_fleet
+
+ENVIRONMENTS = 520
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    home = tmp_path_factory.mktemp("big")
+    names = wide_fleet(home / "fleet.yaml", ENVIRONMENTS)
+    for args in (("db", "upgrade"), ("submit", "checkout", "1.1.0")):
+        done = run(home, *args)
+        assert done.returncode == 0, done.stderr
+    return home, names
+
+
+def run(home: Path, *args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
+    # Piped (capture_output): Rich must see no terminal, and print no colour.
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ROLLOUT_")},
+        "ROLLOUT_DATA_DIR": str(home / "data"),
+        "ROLLOUT_CONFIG": str(home / "fleet.yaml"),
+        "COLUMNS": str(columns),
+    }
+    env.pop("FORCE_COLOR", None)
+    return subprocess.run([ROLLOUT, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def _plain(result: subprocess.CompletedProcess[str], names: list[str]) -> list[str]:
+    assert result.returncode == 0, result.stderr
+    assert "\x1b[" not in result.stdout
+    assert folded_names(result.stdout, names) == []
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    return lines
+
+
+def test_show_of_a_rollout_over_500_environments_fits_a_screen(big: tuple[Path, list[str]]) -> None:
+    home, names = big
+    lines = _plain(run(home, "show", "1"), names)
+    assert len(lines) <= 40, "\n".join(lines)
+    text = "\n".join(lines)
+    assert text.startswith("Rollout 1 · checkout 1.1.0 · team payments · running")
+    # The summary first: per stage, counts by state and what holds it.
+    assert "1 canary" in text and f"{ENVIRONMENTS} pending" in text
+    assert f"stage ×{ENVIRONMENTS}" in text
+    # The gate's condition once, not once per environment.
+    assert text.count("error_rate < 0.05") == 1
+    # The one hold of 520 environments, once, with them.
+    waits = [line for line in lines if line.startswith("waits:")]
+    assert len(waits) == 1 and "waiting for stage canary" in waits[0]
+    assert f"and {ENVIRONMENTS - 4} more" in text
+    assert "created 20" in text and " UTC" in text
+
+
+def test_show_all_prints_every_environment(big: tuple[Path, list[str]]) -> None:
+    home, names = big
+    lines = _plain(run(home, "show", "1", "--all"), names)
+    text = "\n".join(lines)
+    assert all(name in text for name in names)
+    assert len(lines) > ENVIRONMENTS
+
+
+def test_list_and_fleet_at_80_columns(big: tuple[Path, list[str]]) -> None:
+    home, names = big
+    listing = "\n".join(_plain(run(home, "list"), names))
+    assert "times in UTC" in listing and "checkout" in listing and "running" in listing
+    fleet = "\n".join(_plain(run(home, "fleet"), names))
+    # 522 environments do not fit: one column per stage, summed up.
+    assert f"production-eu ({ENVIRONMENTS})" in fleet
+    assert f"not installed ×{ENVIRONMENTS}, {ENVIRONMENTS} queued" in fleet
+    assert "not installed ×2, 2 upgrading" in fleet
+    narrowed = "\n".join(_plain(run(home, "fleet", "--environment", "canary-1"), names))
+    assert "canary-1" in narrowed and "→ 1.1.0" in narrowed
+    wide = "\n".join(_plain(run(home, "fleet", "-o", "wide", "--stage", "canary"), names))
+    assert "canary-2" in wide and "production-eu-000" not in wide
+
+
+def test_a_fleet_filter_naming_nothing_is_one_line(big: tuple[Path, list[str]]) -> None:
+    home, _ = big
+    refused = run(home, "fleet", "--service", "nosuch")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == (
+        "error: unknown service 'nosuch' (services: checkout, search-api)"
+    )
