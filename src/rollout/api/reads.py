@@ -34,7 +34,7 @@ from rollout.domain.gates import reading
 from rollout.domain.hygiene import EventFact, PageFact, Tally, report
 from rollout.domain.pages import PageState
 from rollout.domain.states import RolloutState
-from rollout.plan.models import GateSpec, HttpGateSpec, PrometheusGateSpec, WebhookGateSpec
+from rollout.plan.models import GateSpec, HttpGateSpec, PrometheusGateSpec
 from rollout.store.models import (
     Delivery,
     Installation,
@@ -208,38 +208,18 @@ def detail_view(detail: RolloutDetail, pages: list[PageView]) -> RolloutDetailVi
 
 
 def _rollout_gate(gate: GateSpec) -> RolloutGate:
-    if isinstance(gate, PrometheusGateSpec):
+    """A gate of the plan as people read it: its PromQL query and conditions. URLs stay in
+    the engine's rows (they name hosts, and may carry credentials)."""
+    if isinstance(gate, PrometheusGateSpec | HttpGateSpec):
         return RolloutGate(
             name=gate.name,
             type=gate.type,
-            query=gate.query,
+            query=gate.query if isinstance(gate, PrometheusGateSpec) else None,
             success_condition=gate.success_condition,
             failure_condition=gate.failure_condition,
-        )
-    if isinstance(gate, HttpGateSpec):
-        return RolloutGate(
-            name=gate.name,
-            type=gate.type,
-            query=f"{gate.method} {gate.url}",
-            success_condition=gate.success_condition,
-            failure_condition=gate.failure_condition,
-        )
-    if isinstance(gate, WebhookGateSpec):
-        # A URL kept in a variable is a secret: only the variable's name is shown.
-        query = gate.url or (f"${gate.url_env}" if gate.url_env else None)
-        return RolloutGate(
-            name=gate.name,
-            type=gate.type,
-            query=query,
-            success_condition=None,
-            failure_condition=None,
         )
     return RolloutGate(
-        name=gate.name,
-        type=gate.type,
-        query=None,
-        success_condition=None,
-        failure_condition=None,
+        name=gate.name, type=gate.type, query=None, success_condition=None, failure_condition=None
     )
 
 

@@ -94,7 +94,7 @@ class RolloutGate(Strict):
 
     name: str
     type: str
-    query: str | None = Field(description="the PromQL query, the URL asked; null: a soak")
+    query: str | None = Field(description="a Prometheus gate's query; never a URL")
     success_condition: str | None
     failure_condition: str | None
 
