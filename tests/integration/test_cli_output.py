@@ -1,17 +1,26 @@
 """What people read, as a process on SQLite: `rollout show` of a rollout over 500
 environments fits a screen, `--all` prints them all, and at 80 columns, piped, no name is
-folded mid-word and no escape code is printed."""
+folded mid-word and no escape code is printed; `fleet --watch`, piped, prints per change."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from rollout.store.database import transaction
+from rollout.store.models import Upgrade
 from tests.conftest import ROLLOUT
 from tests.integration.wide_fleet import folded_names, wide_fleet
+from tests.waiting import wait_for
 
 ENVIRONMENTS = 520
 
@@ -95,3 +104,54 @@ def test_a_fleet_filter_naming_nothing_is_one_line(big: tuple[Path, list[str]]) 
     assert refused.stderr.strip() == (
         "error: unknown service 'nosuch' (services: checkout, search-api)"
     )
+
+
+def test_fleet_watch_piped_prints_once_per_change_until_interrupted(tmp_path: Path) -> None:
+    wide_fleet(tmp_path / "fleet.yaml", 2)
+    for args in (("db", "upgrade"), ("submit", "checkout", "1.1.0")):
+        assert run(tmp_path, *args).returncode == 0
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ROLLOUT_")},
+        "ROLLOUT_DATA_DIR": str(tmp_path / "data"),
+        "ROLLOUT_CONFIG": str(tmp_path / "fleet.yaml"),
+    }
+    args = ["fleet", "--watch", "--interval", "0.2", "-o", "json", "--environment", "canary-1"]
+    watcher = subprocess.Popen(
+        [ROLLOUT, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    documents: list[dict[str, Any]] = []
+    lines: list[str] = []
+
+    def collect() -> None:
+        assert watcher.stdout is not None
+        for line in watcher.stdout:
+            lines.append(line)
+            if line == "}\n":  # the end of one JSON document
+                documents.append(json.loads("".join(lines)))
+                lines.clear()
+
+    reader = threading.Thread(target=collect, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: documents, 30, "the first drawing")
+        [first] = documents[0]["services"][0]["cells"]
+        assert first["mark"] == "in_flight"
+        url = f"sqlite:///{(tmp_path / 'data' / 'rollout.db').resolve()}"
+        with transaction(url) as session:
+            upgrade = session.scalars(
+                select(Upgrade).where(
+                    Upgrade.environment == "canary-1", Upgrade.service == "checkout"
+                )
+            ).one()
+            upgrade.state, upgrade.reason = "rolled_back", "gate health failed"
+        wait_for(lambda: len(documents) >= 2, 30, "the drawing after the change")
+        [second] = documents[1]["services"][0]["cells"]
+        assert (second["mark"], second["reason"]) == ("failed", "gate health failed")
+        # Nothing changes any more: nothing more is printed, however many reads pass.
+        reads_later = time.monotonic() + 1.0
+        wait_for(lambda: time.monotonic() > reads_later, 5, "a few more reads")
+        assert len(documents) == 2
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        code = watcher.wait(timeout=15)
+    assert code == 0 and "Traceback" not in (watcher.stderr.read() if watcher.stderr else "")
