@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from rich.console import Console
 
 from rollout.api.schemas import (
     GateView,
+    PageView,
     ReleaseView,
     RolloutDetailView,
     StageView,
@@ -16,6 +18,7 @@ from rollout.api.schemas import (
 )
 from rollout.api.schemas.fleet import FleetCell, FleetRow, FleetStage, FleetView
 from rollout.cli.matrix import fits, fleet_matrix, messages
+from rollout.cli.render import rollout_story
 from rollout.cli.story import MAX_MESSAGES, MAX_ROWS, names, summarise
 from rollout.domain.fleet import CellFact, LastUpgrade, Mark, mark_of, stage_summary
 from rollout.domain.gates import reading
@@ -210,8 +213,6 @@ def test_the_matrix_sums_up_a_fleet_that_does_not_fit() -> None:
         "checkout 1.1.0 held: frozen until 18:00 UTC: audit — "
         "production-eu-001, production-eu-003, production-eu-005"
     ]
-    from rich.console import Console
-
     console = Console(width=80, record=True)
     console.print(fleet_matrix(_view(40), wide=False, width=80))
     text = console.export_text()
@@ -221,3 +222,65 @@ def test_the_matrix_sums_up_a_fleet_that_does_not_fit() -> None:
     wide = console.export_text()
     assert all(f"production-eu-{n:03d}" in wide for n in range(40))
     assert max(len(line) for line in wide.splitlines()) <= 80
+
+
+def _gate(name: str, value: float, outcome: str) -> GateView:
+    return GateView(
+        name=name,
+        metric="error_rate",
+        value=value,
+        observed=f"error_rate {value}",
+        condition="error_rate < 0.05",
+        outcome=outcome,
+        taken=3,
+        failures=int(outcome == "failure"),
+        errors=0,
+        last_at=NOW,
+    )
+
+
+def _page(n: int) -> PageView:
+    return PageView(
+        id=n,
+        team="payments",
+        severity="P2",
+        kind="failure",
+        state="open",
+        rollout_id=7,
+        service="checkout",
+        version="1.1.0",
+        environment=f"prod-{n:03d}",
+        stage="production",
+        gate="health",
+        detail="error_rate 0.2, wanted error_rate < 0.05",
+        summary=f"checkout 1.1.0 in prod-{n:03d} (production): gate health failed: error_rate "
+        "0.2, wanted error_rate < 0.05. Rolled back to 1.0.0.",
+        created_at=NOW,
+    )
+
+
+def test_a_failing_rollout_over_500_environments_prints_about_40_lines_at_80_columns() -> None:
+    upgrades = [_upgrade(n, "succeeded") for n in range(0, 250)]
+    for n in range(250, 300):
+        upgrade = _upgrade(n, "verifying")
+        upgrade.gates.extend([_gate("health", 0.01, "success"), _gate("latency", 0.02, "success")])
+        upgrades.append(upgrade)
+    for n in range(300, 330):
+        upgrade = _upgrade(n, "rolled_back", reason=f"gate health failed in prod-{n:03d}: 0.2")
+        upgrade.gates.append(_gate("health", 0.2, "failure"))
+        upgrades.append(upgrade)
+    upgrades += [
+        _upgrade(n, "pending", hold_reason=f"no window open in prod-{n:03d} until Mon 02:00")
+        for n in range(330, 520)
+    ]
+    detail = _detail(upgrades, state="failing")
+    detail.pages.extend(_page(n) for n in range(300, 330))
+    console = Console(width=80, record=True)
+    console.print(rollout_story(detail))
+    lines = console.export_text().splitlines()
+    assert len(lines) <= 42, "\n".join(lines)
+    assert "rollout show 7 --all" in lines[-1]
+    console = Console(width=80, record=True)
+    console.print(rollout_story(detail, everything=True))
+    every = console.export_text()
+    assert all(f"prod-{n:03d}" in every for n in range(520))

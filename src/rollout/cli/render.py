@@ -42,7 +42,7 @@ STATE_STYLE = {
 }
 OUTCOME_MARK = {"success": "ok", "failure": "failed", "inconclusive": "inconclusive"}
 # Pages a default `show` prints; `--all` prints every one.
-MAX_PAGES = 4
+MAX_PAGES = 2
 
 
 def state_text(state: str) -> Text:
@@ -95,21 +95,16 @@ def rollouts_table(rows: list[RolloutSummary], wide: bool = False) -> Table:
     return table
 
 
-def _gate_values(gates: list[GateView]) -> str:
-    """Each gate's last value and outcome; its condition is printed once, under Gates."""
+def _gate_values(gates: list[GateView], counted: bool) -> str:
+    """Each gate's last value and outcome, a line each; its condition is printed once,
+    under the stages. `counted`: how many were taken, failed and erred too."""
     lines = []
     for gate in gates:
-        if gate.value is not None:
-            value = f"{gate.metric} {gate.value:g}" if gate.metric else f"{gate.value:g}"
-        else:
-            value = gate.observed or "-"
-        counts_taken = f"{gate.taken} taken"
-        if gate.failures:
-            counts_taken += f", {gate.failures} failed"
-        if gate.errors:
-            counts_taken += f", {gate.errors} errors"
-        outcome = OUTCOME_MARK.get(gate.outcome, gate.outcome)
-        lines.append(f"{gate.name}: {value} {outcome} ({counts_taken})")
+        value = f"{gate.value:g}" if gate.value is not None else gate.observed or "-"
+        line = f"{gate.name} {value} {OUTCOME_MARK.get(gate.outcome, gate.outcome)}"
+        if counted:
+            line += f" ({gate.taken} taken, {gate.failures} failed, {gate.errors} errors)"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -126,12 +121,14 @@ def _stages_table(detail: RolloutDetailView, story: Story) -> Table:
     table = Table(title="Stages", title_justify="left")
     _name_column(table, "stage")
     table.add_column("status", no_wrap=True)
-    table.add_column("environments", ratio=2, min_width=12)
-    table.add_column("failing, waiting on", ratio=2, min_width=10)
+    table.add_column("environments", ratio=3, min_width=12)
+    table.add_column("gates failing, holds", ratio=2, min_width=10)
     table.add_column("soak", min_width=4)
     now = datetime.now(UTC)
     for stage in story.stages:
-        soak = f"{_duration(stage.soak_s)} at {stage.promote_share:.0%}"
+        soak = _duration(stage.soak_s)
+        if stage.promote_share < 1:
+            soak += f", at {stage.promote_share:.0%}"
         if story.soak_ends_at is not None and stage.index == detail.stage_index:
             soak = f"{_duration((story.soak_ends_at - now).total_seconds())} left"
         notes = [f"{g} failing ×{n}" for g, n in stage.failing_gates]
@@ -160,7 +157,7 @@ def _gate_line(gate: RolloutGate, seen: set[str]) -> Text:
     return Text("gate " + " · ".join(parts))
 
 
-def _environments_table(rows: list[UpgradeView], title: str) -> Table:
+def _environments_table(rows: list[UpgradeView], title: str, counted: bool) -> Table:
     table = Table(title=title, title_justify="left")
     _name_column(table, "environment", 8)
     table.add_column("state", no_wrap=True)
@@ -173,7 +170,7 @@ def _environments_table(rows: list[UpgradeView], title: str) -> Table:
             state_text(u.state),
             u.stage,
             f"{u.from_version or '-'} → {u.to_version}",
-            _gate_values(u.gates),
+            _gate_values(u.gates, counted),
         )
     return table
 
@@ -207,7 +204,8 @@ def rollout_story(detail: RolloutDetailView, everything: bool = False) -> Group:
         parts.append(_gate_line(gate, conditions.get(gate.name, set())))
     if story.rows:
         shown = "every environment" if everything else "environments not done"
-        parts.append(_environments_table(story.rows, f"{shown.capitalize()} ({len(story.rows)})"))
+        title = f"{shown.capitalize()} ({len(story.rows)})"
+        parts.append(_environments_table(story.rows, title, everything))
     left_out = []
     if story.hidden_rows:
         left_out.append(f"{story.hidden_rows} more environments not done")

@@ -17,8 +17,8 @@ ATTENTION = frozenset(
     {"awaiting_decision", "rolling_back", "rolled_back", "rollback_failed", "blocked"}
 )
 # What a default `show` prints at most, so a rollout over any fleet fits a screen.
-MAX_ROWS = 12
-MAX_MESSAGES = 6
+MAX_ROWS = 8
+MAX_MESSAGES = 4
 NAMES_SHOWN = 4
 
 
