@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from rollout.store.database import transaction
-from rollout.store.models import Upgrade
+from rollout.store.models import Page, Upgrade
 from tests.conftest import ROLLOUT
 from tests.integration.wide_fleet import folded_names, wide_fleet
 from tests.waiting import wait_for
@@ -97,6 +98,57 @@ def test_list_and_fleet_at_80_columns(big: tuple[Path, list[str]]) -> None:
     assert "canary-2" in wide and "production-eu-000" not in wide
 
 
+def test_pages_and_tokens_at_80_columns(big: tuple[Path, list[str]]) -> None:
+    home, names = big
+    made = run(
+        home,
+        "token",
+        "create",
+        "--scope",
+        "pipeline",
+        "--service",
+        "checkout",
+        "--service",
+        "search-api",
+        "--note",
+        "the release pipeline of the payments team",
+    )
+    assert made.returncode == 0, made.stderr
+    tokens = "\n".join(_plain(run(home, "token", "list"), names))
+    assert "pipeline" in tokens and "search-api" in tokens and "times in UTC" in tokens
+    with transaction(_url(home)) as session:
+        upgrade = session.scalars(
+            select(Upgrade).where(Upgrade.environment == "production-eu-517")
+        ).one()
+        session.add(
+            Page(
+                dedup_key="output-test",
+                team="payments",
+                severity="P2",
+                kind="failure",
+                rollout_id=upgrade.rollout_id,
+                upgrade_id=upgrade.id,
+                service="checkout",
+                version="1.1.0",
+                environment="production-eu-517",
+                stage="production-eu",
+                gate="health",
+                detail="error_rate 0.2, wanted error_rate < 0.05",
+                summary="checkout 1.1.0 in production-eu-517: gate health failed",
+                state="open",
+                created_at=datetime.now(UTC),
+                recipient="Ada Park",
+                role="primary",
+            )
+        )
+    pages = "\n".join(_plain(run(home, "pages"), names))
+    assert "checkout 1.1.0" in pages and "error_rate" in pages and "Ada" in pages
+
+
+def _url(home: Path) -> str:
+    return f"sqlite:///{(home / 'data' / 'rollout.db').resolve()}"
+
+
 def test_a_fleet_filter_naming_nothing_is_one_line(big: tuple[Path, list[str]]) -> None:
     home, _ = big
     refused = run(home, "fleet", "--service", "nosuch")
@@ -136,8 +188,7 @@ def test_fleet_watch_piped_prints_once_per_change_until_interrupted(tmp_path: Pa
         wait_for(lambda: documents, 30, "the first drawing")
         [first] = documents[0]["services"][0]["cells"]
         assert first["mark"] == "in_flight"
-        url = f"sqlite:///{(tmp_path / 'data' / 'rollout.db').resolve()}"
-        with transaction(url) as session:
+        with transaction(_url(tmp_path)) as session:
             upgrade = session.scalars(
                 select(Upgrade).where(
                     Upgrade.environment == "canary-1", Upgrade.service == "checkout"

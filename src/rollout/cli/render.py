@@ -55,6 +55,7 @@ def at(moment: datetime) -> str:
 
 
 def _short(moment: datetime) -> str:
+    # Lists print times in UTC and say so in their caption.
     return f"{moment.astimezone(UTC):%m-%d %H:%M}"
 
 
@@ -65,9 +66,7 @@ def _name_column(table: Table, header: str, min_width: int = 6) -> None:
 
 def rollouts_table(rows: list[RolloutSummary], wide: bool = False) -> Table:
     # Borderless, as kubectl lists: at 80 columns every column but the reason stays whole.
-    table = Table(
-        title="Rollouts", title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True
-    )
+    table = _borderless("Rollouts")
     table.add_column("id", no_wrap=True, justify="right")
     _name_column(table, "service")
     _name_column(table, "version", 5)
@@ -90,8 +89,6 @@ def rollouts_table(rows: list[RolloutSummary], wide: bool = False) -> Table:
             cells.append(_short(r.created_at))
         cells += [_short(r.updated_at), r.reason or ""]
         table.add_row(*cells)
-    table.caption = "times in UTC"
-    table.caption_justify = "left"
     return table
 
 
@@ -235,58 +232,68 @@ def print_story(console: Console, detail: RolloutDetailView) -> None:
     console.print(rollout_story(detail))
 
 
+def _borderless(title: str) -> Table:
+    """A list as kubectl prints one: no borders, so 80 columns hold the columns that matter."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        caption="times in UTC",
+        caption_justify="left",
+    )
+    return table
+
+
 def tokens_table(tokens: list[TokenView]) -> Table:
-    table = Table(title="Tokens", title_justify="left")
+    table = _borderless("Tokens")
     table.add_column("id", no_wrap=True, justify="right")
     table.add_column("scope", no_wrap=True)
-    table.add_column("services", overflow="ellipsis", ratio=1, min_width=8)
-    _name_column(table, "team", 4)
-    table.add_column("note", overflow="ellipsis", ratio=1, min_width=6)
-    table.add_column("created (UTC)", no_wrap=True)
-    table.add_column("revoked (UTC)", no_wrap=True)
+    # What the token is granted: its services, its team or its environments.
+    table.add_column("grant", ratio=1, min_width=10, overflow="ellipsis")
+    table.add_column("created", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("note", ratio=1, min_width=8, overflow="ellipsis")
     for t in tokens:
+        grant = ", ".join(t.services or t.environments) or (f"team {t.team}" if t.team else "")
+        state = Text("active")
+        if t.revoked_at:
+            state = Text(f"revoked {_short(t.revoked_at)}", style="red")
         table.add_row(
             str(t.id),
             t.scope,
-            ", ".join(t.services or t.environments),
-            t.team or "",
-            t.note or "",
+            grant,
             f"{t.created_at.astimezone(UTC):%Y-%m-%d %H:%M}",
-            Text(f"{t.revoked_at.astimezone(UTC):%Y-%m-%d %H:%M}", style="red")
-            if t.revoked_at
-            else "",
+            state,
+            t.note or "",
         )
     return table
 
 
 def pages_table(pages: list[PageView]) -> Table:
-    table = Table(title="Pages", title_justify="left")
+    table = _borderless("Pages")
     table.add_column("id", no_wrap=True, justify="right")
-    table.add_column("at (UTC)", no_wrap=True)
-    _name_column(table, "team", 4)
+    table.add_column("at", no_wrap=True)
     table.add_column("sev", no_wrap=True)
-    table.add_column("to", overflow="ellipsis", min_width=4)
-    table.add_column("release", overflow="ellipsis", min_width=7)
-    table.add_column("where", overflow="ellipsis", min_width=7)
-    table.add_column("what", overflow="ellipsis", ratio=1, min_width=8)
     table.add_column("state", no_wrap=True)
-    table.add_column("delivery", overflow="ellipsis", min_width=8)
+    # Each cell a few lines, broken only between words; a name too long ends in an ellipsis.
+    table.add_column("release, where", min_width=12, overflow="ellipsis")
+    table.add_column("what", ratio=1, min_width=10, overflow="ellipsis")
+    table.add_column("to, delivery", ratio=1, min_width=10, overflow="ellipsis")
     for page in pages:
         sent = ", ".join(
             f"{d.channel.split(':', 1)[1]} {d.state}"
             + (f" ({d.attempts} tries)" if d.attempts > 1 else "")
             for d in page.deliveries
         )
+        to = f"{page.recipient} ({page.role})" if page.recipient else "the team"
         table.add_row(
             str(page.id),
-            f"{page.created_at:%m-%d %H:%M:%S}",
-            page.team,
+            f"{page.created_at.astimezone(UTC):%m-%d %H:%M}",
             page.severity,
-            f"{page.recipient} ({page.role})" if page.recipient else "team",
-            f"{page.service} {page.version}",
-            f"{page.environment} ({page.stage})",
-            f"{page.gate or 'deploy'}: {page.detail.split(' (http')[0]}",
             page.state,
-            sent or "no channel",
+            f"{page.service} {page.version}\n{page.environment} ({page.stage})",
+            f"{page.gate or 'deploy'}: {page.detail.split(' (http')[0]}",
+            f"{page.team}: {to}\n{sent or 'no channel'}",
         )
     return table
