@@ -3,7 +3,8 @@ few words, a measured value as a number, a rollout's story kept short."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rich.console import Console
@@ -284,3 +285,13 @@ def test_a_failing_rollout_over_500_environments_prints_about_40_lines_at_80_col
     console.print(rollout_story(detail, everything=True))
     every = console.export_text()
     assert all(f"prod-{n:03d}" in every for n in range(520))
+
+
+def test_a_soaking_stage_says_how_long_is_left() -> None:
+    detail = _detail([_upgrade(n, "succeeded") for n in range(3)])
+    detail.soak_ends_at = datetime.now(UTC) + timedelta(minutes=5, seconds=30)
+    console = Console(width=80, record=True)
+    console.print(rollout_story(detail))
+    [production] = [line for line in console.export_text().splitlines() if "2 production" in line]
+    assert re.search(r"│ 5m[23]\ds left", production), production
+    assert "3 succeeded" in production
