@@ -190,6 +190,8 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
     ("GET", "/v1/releases/search-api/2.0.0/status", None, SEARCH_ONLY),
     ("GET", "/v1/rollouts/{checkout}/events?wait=0s", None, {**PAYMENTS_ONLY, "pipeline": 200}),
     ("GET", "/v1/environments", None, READ_ALL),
+    ("GET", "/v1/fleet", None, READ_ALL),
+    ("GET", "/v1/fleet?team=payments&stage=production", None, PAYMENTS_ONLY),
     ("GET", "/v1/services", None, READ_ALL),
     ("GET", "/v1/services?team=search", None, SEARCH_ONLY),
     ("GET", "/v1/services/checkout", None, PAYMENTS_ONLY),
@@ -371,6 +373,8 @@ def test_a_team_reads_only_its_own(world: World) -> None:
     everything = world.call("GET", "/v1/environments", "operator").json()["environments"]
     assert {i["service"] for e in everything for i in e["installed"]} == {"checkout", "search-api"}
     assert len(world.call("GET", "/v1/rollouts", "operator").json()["rollouts"]) == 2
+    matrix = world.call("GET", "/v1/fleet", "payments").json()["services"]
+    assert [row["service"] for row in matrix] == ["checkout"]
 
 
 def test_a_team_sees_operational_data_never_payload(world: World) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from rollout.cli import setting_up, tokens  # noqa: F401  (they register their sub-commands)
 from rollout.cli.agent import agent
 from rollout.cli.entry import app, main
+from rollout.cli.fleet import fleet
 from rollout.cli.freezes import freeze, freezes, unfreeze
 from rollout.cli.hygiene import hygiene
 from rollout.cli.paging import ack, misrouted, not_actionable, oncall, override, pages, resolve
@@ -28,6 +29,7 @@ PANELS: dict[str, list[tuple[str, Callable[..., Any]]]] = {
         ("retry", retry),
         ("promote", promote),
         ("recall", recall),
+        ("fleet", fleet),
     ],
     "Freezes": [("freeze", freeze), ("unfreeze", unfreeze), ("freezes", freezes)],
     "Paging": [

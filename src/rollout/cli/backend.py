@@ -22,6 +22,7 @@ from rollout.api.schemas import (
     TokenView,
     UnfrozenOut,
 )
+from rollout.api.schemas.fleet import FleetView
 from rollout.api.schemas.status import RolloutStatus
 from rollout.config import Fleet
 
@@ -113,6 +114,15 @@ class Backend(Protocol):
         """The status at once, then each change until the rollout is final; None between
         changes, every few seconds at most, so a caller may look at its clock."""
         ...
+
+    def fleet(
+        self,
+        *,
+        service: str | None,
+        stage: str | None,
+        environment: str | None,
+        team: str | None,
+    ) -> FleetView: ...
 
 
 def choose_backend(database_url: Callable[[], str], fleet: Callable[[], Fleet]) -> Backend:

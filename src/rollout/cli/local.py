@@ -27,6 +27,7 @@ from rollout.api.schemas import (
     TokenView,
     UnfrozenOut,
 )
+from rollout.api.schemas.fleet import FleetView
 from rollout.api.schemas.status import RolloutStatus
 from rollout.cli.backend import BackendError, NotFound, PageResponse, RolloutRef, Steering
 from rollout.config import Fleet, Team
@@ -303,3 +304,22 @@ class LocalBackend:
                 return
             sent = status
             time.sleep(POLL_SECONDS)
+
+    def fleet(
+        self,
+        *,
+        service: str | None,
+        stage: str | None,
+        environment: str | None,
+        team: str | None,
+    ) -> FleetView:
+        from rollout.api.fleet_read import UnknownFilter, fleet_view
+
+        fleet = self._fleet()
+        try:
+            with reading(self._url()) as session:
+                return fleet_view(
+                    session, fleet, service=service, stage=stage, environment=environment, team=team
+                )
+        except UnknownFilter as error:
+            raise BackendError(str(error)) from None

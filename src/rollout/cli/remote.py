@@ -33,6 +33,7 @@ from rollout.api.schemas import (
     TokenView,
     UnfrozenOut,
 )
+from rollout.api.schemas.fleet import FleetView
 from rollout.api.schemas.status import RolloutStatus
 from rollout.cli.backend import BackendError, NotFound, PageResponse, RolloutRef, Steering
 from rollout.json_types import JsonObject, JsonValue
@@ -249,6 +250,17 @@ class RemoteBackend:
 
     def tokens(self) -> list[TokenView]:
         return self._ask(TokenList, "GET", "/v1/tokens").tokens
+
+    def fleet(
+        self,
+        *,
+        service: str | None,
+        stage: str | None,
+        environment: str | None,
+        team: str | None,
+    ) -> FleetView:
+        params = {"service": service, "stage": stage, "environment": environment, "team": team}
+        return self._ask(FleetView, "GET", "/v1/fleet", params=params)
 
     def rollout_status(
         self, rollout: RolloutRef, within: timedelta, wait: timedelta

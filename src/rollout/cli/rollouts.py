@@ -82,25 +82,29 @@ def list_(
         return
     with refusals():
         rows = read()
-    emit(RolloutList(rollouts=rows), output, lambda wide: rollouts_table(rows))
+    emit(RolloutList(rollouts=rows), output, lambda wide: rollouts_table(rows, wide))
 
 
 def show(
     rollout_id: Annotated[int, typer.Argument(help="the rollout's id")],
+    all_: Annotated[
+        bool, typer.Option("--all", help="every environment and message, done ones too")
+    ] = False,
     output: OutputOption = Format.TABLE,
     watch: WatchOption = False,
 ) -> None:
-    """Show a rollout: stages, environments, gate values against conditions, why it waits.
-    With --watch, redrawn until it is final; then exit as `rollout status`."""
+    """Show a rollout: a summary per stage, the gates, then the environments not done
+    (succeeded, cancelled, superseded are done) and why each waits. With --watch, redrawn
+    until it is final; then exit as `rollout status`."""
     from rollout.cli.render import rollout_story
     from rollout.cli.status import watch_story
 
     if watch:
-        watch_story(rollout_id, output)
+        watch_story(rollout_id, output, everything=all_)
         return
     with refusals():
         view = pick_backend().show_rollout(rollout_id)
-    emit(view, output, lambda wide: rollout_story(view))
+    emit(view, output, lambda wide: rollout_story(view, everything=all_))
 
 
 def _steer(

@@ -229,7 +229,7 @@ def status(
 # --- watching show and list ----------------------------------------------------------------
 
 
-def watch_story(rollout_id: int, output: Format) -> None:
+def watch_story(rollout_id: int, output: Format, everything: bool = False) -> None:
     """`show --watch`: the story redrawn at each change until the rollout is final; exits
     with the status code then."""
     from rollout.cli.render import rollout_story
@@ -238,13 +238,13 @@ def watch_story(rollout_id: int, output: Format) -> None:
     backend = pick_backend()
 
     def draw(status: RolloutStatus) -> tuple[RenderableType, str]:
-        return rollout_story(backend.show_rollout(status.id)), status_line(status)
+        return rollout_story(backend.show_rollout(status.id), everything), status_line(status)
 
     with verdicts():
         # A story is followed to its end; no deadline (Ctrl-C stops it).
         status = follow(backend, rollout_id, timedelta(days=1), draw, until_final=True)
         if not out.is_terminal:
-            out.print(rollout_story(backend.show_rollout(rollout_id)))
+            out.print(rollout_story(backend.show_rollout(rollout_id), everything))
     exit_with(status)
 
 

@@ -47,6 +47,7 @@ EXPECTED = [
     ("fleet", "GET", "/v1/environments", ("environments",)),
     ("fleet", "GET", "/v1/services", ("services",)),
     ("fleet", "GET", "/v1/services/{name}", ("services",)),
+    ("fleet", "GET", "/v1/fleet", ("environments",)),
     ("oncall", "GET", "/v1/teams/{team}/oncall", ("on-call",)),
     ("oncall", "POST", "/v1/teams/{team}/overrides", ("on-call",)),
     ("pages", "GET", "/v1/pages", ("pages",)),
