@@ -30,7 +30,8 @@ def _kind(kind: str | None) -> str | None:
 def freeze(
     target: Target,
     until: Annotated[
-        str, typer.Option(help="an ISO time (UTC without a zone) or a duration: 2h, 90m, 1d")
+        str,
+        typer.Option(help="ISO 8601 (without a zone: yours) or a duration from now: 2h, 90m, 1d"),
     ],
     reason: Annotated[str, typer.Option(help="why; shown with every upgrade it holds")],
     kind: Kind = None,
@@ -38,10 +39,12 @@ def freeze(
 ) -> None:
     """Freeze an environment or a service: no new upgrade starts there until the time."""
     from rollout.cli.entry import out, pick_backend, refusals
+    from rollout.cli.zone import read_time
 
     kind = _kind(kind)
+    ends = read_time("--until", until)
     with refusals():
-        done = pick_backend(config).freeze(target, until, reason, kind)
+        done = pick_backend(config).freeze(target, ends.isoformat(), reason, kind)
     out.print(done.message, highlight=False, soft_wrap=True)
 
 
@@ -56,7 +59,7 @@ def unfreeze(target: Target, kind: Kind = None) -> None:
 
 
 def freezes(output: OutputOption = Format.TABLE) -> None:
-    """The freezes in force, the soonest to end first (times in your zone)."""
+    """The freezes in force, the soonest to end first (times in your zone, or --utc)."""
     from rollout.cli.entry import pick_backend, refusals
 
     with refusals():
@@ -67,9 +70,15 @@ def freezes(output: OutputOption = Format.TABLE) -> None:
 def _freezes_table(rows: list[FreezeOut]) -> Table | Text:
     if not rows:
         return Text("nothing is frozen")
+    from rollout.cli.zone import shown
+
+    # Names and times never break; the reason wraps between words; what still does not fit
+    # ends in an ellipsis rather than folding mid-word.
     table = Table(title="Freezes", title_justify="left")
-    for column in ("kind", "target", "until", "reason"):
-        table.add_column(column)
+    table.add_column("kind", no_wrap=True, overflow="ellipsis")
+    table.add_column("target", no_wrap=True, overflow="ellipsis", min_width=8)
+    table.add_column("until", no_wrap=True)
+    table.add_column("reason", overflow="ellipsis", ratio=1)
     for f in rows:
-        table.add_row(f.kind, f.target, f"{f.until.astimezone():%Y-%m-%d %H:%M:%S %Z}", f.reason)
+        table.add_row(f.kind, f.target, shown(f.until, seconds=True), f.reason)
     return table
