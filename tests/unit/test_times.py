@@ -3,6 +3,7 @@ clocks, refused where those clocks skip or repeat it."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -10,6 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rollout.api.routes.hygiene import WINDOW_PATTERN
+from rollout.cli.hygiene import window_text
+from rollout.durations import parse_window
 from rollout.times import TimeError, parse_since, parse_time, shown
 
 NOW = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
@@ -140,3 +144,11 @@ def test_a_zero_duration_is_now_so_no_since() -> None:
     assert parse_time("0s", NOW, PARIS) == NOW
     with pytest.raises(TimeError, match="'0d' is not in the past"):
         parse_since("0d", NOW, PARIS)
+
+
+@given(st.integers(min_value=1, max_value=20 * 365 * 86_400))
+def test_a_since_time_goes_to_the_api_as_a_window_it_takes(seconds: int) -> None:
+    sent = window_text("2026-01-01T00:00Z", timedelta(seconds=seconds))
+    assert re.fullmatch(WINDOW_PATTERN, sent), sent
+    assert parse_window(sent) == timedelta(seconds=seconds)
+    assert window_text(" 2w ", timedelta(days=14)) == "2w"

@@ -47,7 +47,8 @@ def _version(asked: bool) -> None:
 @app.callback()
 def root(
     utc: Annotated[
-        bool, typer.Option("--utc", help="show times in UTC, and read a time without a zone so")
+        bool,
+        typer.Option("--utc", help="tables show times in UTC; a time without a zone is UTC"),
     ] = False,
     show_version: Annotated[
         bool,

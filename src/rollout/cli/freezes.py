@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rollout.api.schemas import FreezeList, FreezeOut
-from rollout.cli.output import Format, OutputOption, emit
+from rollout.cli.output import Format, OutputOption, emit, snug
 
 Target = Annotated[str, typer.Argument(help="an environment or a service", metavar="ENV|SERVICE")]
 Kind = Annotated[
@@ -72,13 +72,14 @@ def _freezes_table(rows: list[FreezeOut]) -> Table | Text:
         return Text("nothing is frozen")
     from rollout.cli.zone import shown
 
-    # Names and times never break; the reason wraps between words; what still does not fit
-    # ends in an ellipsis rather than folding mid-word.
+    # Kinds and times never break; the target and the reason give way, the reason wrapping
+    # between words; a word that still does not fit ends in an ellipsis, never folds.
+    untils = [shown(f.until, seconds=True) for f in rows]
     table = Table(title="Freezes", title_justify="left")
-    table.add_column("kind", no_wrap=True, overflow="ellipsis")
-    table.add_column("target", no_wrap=True, overflow="ellipsis", min_width=8)
-    table.add_column("until", no_wrap=True)
-    table.add_column("reason", overflow="ellipsis", ratio=1)
-    for f in rows:
-        table.add_row(f.kind, f.target, shown(f.until, seconds=True), f.reason)
+    table.add_column("kind", width=snug("kind", [f.kind for f in rows]))
+    table.add_column("target", overflow="ellipsis")
+    table.add_column("until", width=snug("until", untils))
+    table.add_column("reason", overflow="ellipsis")
+    for f, until in zip(rows, untils, strict=True):
+        table.add_row(f.kind, f.target, until, f.reason)
     return table

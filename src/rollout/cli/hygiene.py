@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rollout.api.schemas import HygieneGate, HygieneOut, HygieneTeam
-from rollout.cli.output import Format, OutputOption, emit
+from rollout.cli.output import Format, OutputOption, emit, snug
 from rollout.durations import format_duration, parse_window
 from rollout.json_types import JsonObject
 
@@ -66,12 +66,16 @@ def print_report(result: HygieneOut) -> None:
     out.print(report_tables(result))
 
 
-def _columns(table: Table, name: str, *last: str) -> None:
-    """A name column that never breaks (an ellipsis when it must give way), then the tallies,
-    whose headers wrap between words; no cell folds mid-word."""
-    table.add_column(name, no_wrap=True, overflow="ellipsis", min_width=10, ratio=1)
-    for column in (*TALLY_COLUMNS, *last):
-        table.add_column(column, overflow="ellipsis")
+def _tally_table(title: str, name: str, rows: list[tuple[str, ...]], *last: str) -> Table:
+    """A name column that gives way (an ellipsis, never a fold mid-word), then the tallies,
+    each as wide as its values, their headers wrapping between words."""
+    table = Table(title=title, title_justify="left")
+    table.add_column(name, overflow="ellipsis")
+    for index, column in enumerate((*TALLY_COLUMNS, *last), start=1):
+        table.add_column(column, width=snug(column, [row[index] for row in rows]))
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def report_tables(result: HygieneOut) -> Group:
@@ -81,16 +85,10 @@ def report_tables(result: HygieneOut) -> Group:
     parts: list[RenderableType] = [
         Text(f"Paging hygiene, {shown(result.since)} to {shown(result.until)}")
     ]
-    teams = Table(title="Teams", title_justify="left")
-    _columns(teams, "team", "night budget")
-    for t in result.teams:
-        teams.add_row(t.team, *_tally_cells(t), f"{t.night_budget:.3g}")
-    parts.append(teams)
-    gates = Table(title="Gates", title_justify="left")
-    _columns(gates, "gate")
-    for g in result.gates:
-        gates.add_row(f"{g.service}/{g.gate}", *_tally_cells(g))
-    parts.append(gates)
+    teams = [(t.team, *_tally_cells(t), f"{t.night_budget:.3g}") for t in result.teams]
+    parts.append(_tally_table("Teams", "team", teams, "night budget"))
+    gates = [(f"{g.service}/{g.gate}", *_tally_cells(g)) for g in result.gates]
+    parts.append(_tally_table("Gates", "gate", gates))
     parts.append(Text("Findings"))
     parts.extend(
         Text(f"  {finding.kind}: {finding.message}", overflow="ellipsis")
