@@ -340,6 +340,12 @@ READS: list[tuple[str, ...]] = [
     ("token", "list", "-o", "json"),
     ("--utc", "freezes"),
     ("--utc", "oncall", "payments", "--at", "2026-03-29T06:30"),
+    ("status", "1"),
+    ("status", "checkout", "1.1.0", "-o", "json"),
+    ("status", "99"),
+    ("fleet",),
+    ("fleet", "--service", "checkout", "-o", "wide"),
+    ("fleet", "-o", "yaml"),
 ]
 
 
@@ -434,6 +440,8 @@ BODIES: dict[str, tuple[tuple[str, ...], str]] = {
     "freezes": (("freezes", "-o", "json"), "/v1/freezes"),
     "token-list": (("token", "list", "-o", "json"), "/v1/tokens"),
     "hygiene": (("hygiene", "-o", "json"), "/v1/hygiene?since=30d"),
+    "status": (("status", "1", "-o", "json"), "/v1/rollouts/1/status"),
+    "fleet": (("fleet", "-o", "json"), "/v1/fleet"),
 }
 
 

@@ -18,6 +18,8 @@ from rollout.api.schemas import (
     RolloutList,
     TokenList,
 )
+from rollout.api.schemas.fleet import FleetView
+from rollout.api.schemas.status import RolloutStatus
 
 # One line per reading command: its name (a sub-command joined by "-") and the model its
 # `-o json` prints, the same as the API's body for it.
@@ -29,6 +31,8 @@ OUTPUTS: dict[str, type[BaseModel]] = {
     "freezes": FreezeList,
     "token-list": TokenList,
     "hygiene": HygieneOut,
+    "status": RolloutStatus,
+    "fleet": FleetView,
 }
 
 DOCS = Path("docs/schemas")
