@@ -453,7 +453,8 @@ def test_json_output_validates_against_its_schema_and_is_the_apis_body(api: Api)
         schema = json.loads((ROOT / DOCS / f"{command}.json").read_text(encoding="utf-8"))
         validator = Draft202012Validator(schema, format_checker=FormatChecker())
         printed = api.local(*args)
-        assert printed.returncode == 0, (args, printed.stderr)
+        # status exits 2: no worker moves the seeded rollouts, so they are in progress.
+        assert printed.returncode == (2 if command == "status" else 0), (args, printed.stderr)
         output = json.loads(printed.stdout)
         assert output, args
         errors = [e.message for e in validator.iter_errors(output)]
