@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 
 from rollout.api import create_app
 from rollout.config import Fleet, load_fleet
+from rollout.domain.audit import Actor
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.store.database import reading, transaction
@@ -30,6 +31,8 @@ from rollout.store.models import (
 )
 from rollout.store.tokens import Scope, create_token, revoke_token
 from tests.conftest import FIXTURES, REDIS, fresh_database
+
+TESTER = Actor.local("tester")
 
 pytestmark = pytest.mark.integration
 
@@ -113,9 +116,9 @@ def make_world(url: str, **options: Any) -> World:
     }
     with transaction(url) as session:
         for name, grant in grants.items():
-            info, secret = create_token(session, now=now, **grant)
+            info, secret = create_token(session, now=now, **grant, actor=TESTER)
             tokens[name], ids[name] = secret, info.id
-        revoke_token(session, ids["revoked"], now)
+        revoke_token(session, ids["revoked"], now, actor=TESTER)
         pages = {
             "payments": _page(session, rollouts["checkout"], "payments", now),
             "search": _page(session, rollouts["search-api"], "search", now),
@@ -400,7 +403,9 @@ def test_submission_is_idempotent_and_a_digest_clash_is_409(world: World) -> Non
 
 def test_a_service_unknown_to_the_config_is_404(world: World) -> None:
     with transaction(world.url) as session:
-        _, secret = create_token(session, Scope.PIPELINE, datetime.now(UTC), ["ghost"])
+        _, secret = create_token(
+            session, Scope.PIPELINE, datetime.now(UTC), ["ghost"], actor=TESTER
+        )
     response = world.client.post(
         "/v1/releases",
         json={"service": "ghost", "version": "1.0.0"},

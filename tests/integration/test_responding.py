@@ -118,6 +118,6 @@ def test_a_false_positive_is_resolved_with_its_reason(
             for e in session.scalars(select(PageEvent).where(PageEvent.page_id == page.id))
         ]
     assert notes[0][:2] == ("not_actionable", "probe flapped")
-    assert notes[0][2] is not None and notes[0][2].startswith("cli:")
+    assert notes[0][2] is not None and notes[0][2].startswith("local:")
     assert _page(cluster, page.id).state == "resolved"
     assert cluster.rollout("ack", "999999").stderr.strip() == "error: no page 999999"

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from rollout.api.history import rollout_actions
 from rollout.api.schemas import (
     DeliveryView,
     EnvironmentView,
@@ -28,6 +29,7 @@ from rollout.api.schemas import (
     StageView,
     UpgradeView,
 )
+from rollout.api.schemas.history import EventView
 from rollout.config import Fleet
 from rollout.domain.hygiene import EventFact, PageFact, Tally, report
 from rollout.domain.pages import PageState
@@ -152,7 +154,9 @@ def page_views(session: Session, pages: list[Page]) -> list[PageView]:
     return [page_view(p, deliveries[p.id]) for p in pages]
 
 
-def detail_view(detail: RolloutDetail, pages: list[PageView]) -> RolloutDetailView:
+def detail_view(
+    detail: RolloutDetail, pages: list[PageView], actions: list[EventView] | None = None
+) -> RolloutDetailView:
     r, release = detail.rollout, detail.release
     return RolloutDetailView(
         id=r.id,
@@ -192,12 +196,17 @@ def detail_view(detail: RolloutDetail, pages: list[PageView]) -> RolloutDetailVi
         created_at=r.created_at,
         updated_at=r.updated_at,
         finished_at=r.finished_at,
+        actions=actions or [],
     )
 
 
 def show_rollout(session: Session, rollout_id: int) -> RolloutDetailView | None:
     detail = rollout_detail(session, rollout_id)
-    return None if detail is None else detail_view(detail, page_views(session, detail.pages))
+    if detail is None:
+        return None
+    return detail_view(
+        detail, page_views(session, detail.pages), rollout_actions(session, rollout_id)
+    )
 
 
 def rollout_team(session: Session, rollout_id: int) -> str | None:

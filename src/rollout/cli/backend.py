@@ -22,6 +22,7 @@ from rollout.api.schemas import (
     TokenView,
     UnfrozenOut,
 )
+from rollout.api.schemas.history import EventList
 from rollout.config import Fleet
 
 Steering = Literal["pause", "resume", "abort", "retry", "promote"]
@@ -92,6 +93,12 @@ class Backend(Protocol):
     def revoke_token(self, token_id: int) -> TokenView: ...
 
     def tokens(self) -> list[TokenView]: ...
+
+    def history(self, service: str | None, rollout_id: int | None, since: str) -> EventList: ...
+
+    def force_promote(self, rollout_id: int, reason: str) -> SteeredOut: ...
+
+    def skip(self, rollout_id: int, environment: str, reason: str) -> SteeredOut: ...
 
 
 def choose_backend(database_url: Callable[[], str], fleet: Callable[[], Fleet]) -> Backend:

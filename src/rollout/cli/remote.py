@@ -32,6 +32,7 @@ from rollout.api.schemas import (
     TokenView,
     UnfrozenOut,
 )
+from rollout.api.schemas.history import EventList
 from rollout.cli.backend import BackendError, PageResponse, Steering
 from rollout.json_types import JsonObject, JsonValue
 
@@ -231,3 +232,15 @@ class RemoteBackend:
 
     def tokens(self) -> list[TokenView]:
         return self._ask(TokenList, "GET", "/v1/tokens").tokens
+
+    def history(self, service: str | None, rollout_id: int | None, since: str) -> EventList:
+        params = {"service": service, "rollout": rollout_id, "since": since}
+        return self._ask(EventList, "GET", "/v1/events", params=params)
+
+    def force_promote(self, rollout_id: int, reason: str) -> SteeredOut:
+        body: JsonObject = {"force": True, "reason": reason}
+        return self._ask(SteeredOut, "POST", f"/v1/rollouts/{rollout_id}/promote", json=body)
+
+    def skip(self, rollout_id: int, environment: str, reason: str) -> SteeredOut:
+        body: JsonObject = {"environment": environment, "reason": reason}
+        return self._ask(SteeredOut, "POST", f"/v1/rollouts/{rollout_id}/skip", json=body)

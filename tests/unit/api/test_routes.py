@@ -41,6 +41,7 @@ EXPECTED = [
     ("rollouts", "POST", "/v1/rollouts/{rollout_id}/abort", ("steering",)),
     ("rollouts", "POST", "/v1/rollouts/{rollout_id}/retry", ("steering",)),
     ("rollouts", "POST", "/v1/rollouts/{rollout_id}/promote", ("steering",)),
+    ("rollouts", "POST", "/v1/rollouts/{rollout_id}/skip", ("steering",)),
     ("fleet", "GET", "/v1/environments", ("environments",)),
     ("fleet", "GET", "/v1/services", ("services",)),
     ("fleet", "GET", "/v1/services/{name}", ("services",)),
@@ -58,6 +59,7 @@ EXPECTED = [
     ("agents", "GET", "/v1/agents/{environment}/desired", ("agents",)),
     ("agents", "POST", "/v1/agents/{environment}/reports", ("agents",)),
     ("agents", "POST", "/v1/agents/{environment}/health", ("agents",)),
+    ("events", "GET", "/v1/events", ("history",)),
 ]
 
 

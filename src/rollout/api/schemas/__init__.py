@@ -17,6 +17,7 @@ from rollout.api.schemas.base import (
     Strict,
     Version,
 )
+from rollout.api.schemas.history import EventView
 from rollout.store.tokens import NOTE_MAX, Scope
 
 __all__ = ["DIGEST_PATTERN", "Digest", "Name", "Note", "Strict", "Version"]
@@ -146,6 +147,9 @@ class RolloutDetailView(Strict):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    actions: list[EventView] = Field(
+        default_factory=list, description="what people did to it: who, when, why; oldest first"
+    )
 
 
 class Installed(Strict):
