@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
+from rich.console import RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from rollout.api.schemas import RolloutDetailView
 from rollout.api.schemas.history import EventList, EventView
@@ -35,7 +37,9 @@ def history(
     emit(found, output, lambda wide: history_table(found, since, wide))
 
 
-def history_table(found: EventList, since: str, wide: bool = False) -> Table:
+def history_table(found: EventList, since: str, wide: bool = False) -> RenderableType:
+    if not found.events:
+        return Text(f"nothing happened in the last {since}")
     table = Table(title=f"History (last {since})", title_justify="left")
     columns = ["time", "who", "what", "why"]
     if wide:
@@ -48,8 +52,6 @@ def history_table(found: EventList, since: str, wide: bool = False) -> Table:
             rollout = "" if event.rollout_id is None else str(event.rollout_id)
             cells[2:2] = [event.kind, event.action, rollout]
         table.add_row(*cells)
-    if not found.events:
-        table.caption = f"nothing happened in the last {since}"
     return table
 
 

@@ -391,13 +391,15 @@ def skip(
                 f"rollout {rollout.id}: {environment} started meanwhile: only an upgrade not "
                 "started yet can be skipped"
             )
+        before, stage = rollout.stage_index, upgrade.stage_index
         session.expire(upgrade)
-        before = rollout.stage_index
         nudges = replan(session, rollout, runtime)
         message = f"rollout {rollout.id}: {environment} skipped: {why}"
         stages = stages_of(rollout)
         if rollout.stage_index != before and rollout.stage_index < len(stages):
             message += f"; now at stage {stages[rollout.stage_index].name}"
+        elif rollout.stage_index == stage and rollout.stage_passed_at is not None:
+            message += f"; stage {stages[stage].name} passed"
         return _Done(Steered(rollout.id, RolloutState(rollout.state), True, message), nudges)
 
     return _act(runtime, rollout_id, action, actor, Act.SKIP, why, subject=environment)
