@@ -218,6 +218,15 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
     ("POST", "/v1/rollouts/{checkout}/promote", {}, {**STEER, "operator": 409, "admin": 409}),
     ("POST", "/v1/rollouts/{search-api}/abort", {"reason": "wrong build"}, STEER),
     ("POST", "/v1/rollouts/{search-api}/retry", None, STEER),
+    (
+        "POST",
+        "/v1/rollouts/{checkout}/skip",
+        {"environment": "nowhere-1", "reason": "typo"},
+        {**STEER, "operator": 404, "admin": 404},
+    ),
+    # The history: a team token sees its own team's.
+    ("GET", "/v1/events", None, READ_ALL),
+    ("GET", "/v1/events?rollout={checkout}&since=2w", None, PAYMENTS_ONLY),
     # The operator recalls; the admin's same request is a no-op (200 again).
     ("POST", "/v1/releases/recall", {"service": "search-api", "version": "2.0.0"}, STEER),
     # Freezes: the operator freezes, the admin's same request replaces it (201 again).

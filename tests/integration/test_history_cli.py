@@ -76,3 +76,42 @@ def test_history_refuses_bad_input_in_one_line(ready: Path) -> None:
     _one_line_error(run(ready, "history", "checkout", "--rollout", "1"), "not both")
     empty = _ok(ready, "history", "--since", "1h")
     assert "nothing happened in the last 1h" in empty
+
+
+def test_freezes_overrides_tokens_and_recalls_are_recorded_and_secrets_are_not(
+    ready: Path,
+) -> None:
+    _ok(ready, "submit", "checkout", "1.1.0")
+    _ok(ready, "freeze", "checkout", "--until", "2h", "--reason", "quarter close")
+    _ok(ready, "unfreeze", "checkout")
+    _ok(ready, "unfreeze", "checkout")  # nothing to lift: nothing recorded
+    span = ("--from", "2026-03-29T08:00:00+02:00", "--until", "2026-03-29T10:00:00+02:00")
+    _ok(ready, "override", "payments", "--member", "Ada Park", *span)
+    made = run(ready, "token", "create", "--scope", "operator", "--note", "laptop")
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    _ok(ready, "token", "revoke", "1")
+    _ok(ready, "token", "revoke", "1")  # revoked already: nothing recorded
+    _ok(ready, "recall", "checkout", "1.1.0", "--reason", "leaks memory")
+    _one_line_error(run(ready, "recall", "checkout", "9.9.9"), "no release checkout 9.9.9")
+
+    printed = _ok(ready, "history", "-o", "json")
+    assert secret not in printed
+    found = [e for e in json.loads(printed)["events"] if e["kind"] == "action"]
+    assert [(e["action"], e["who"], e["why"]) for e in found] == [
+        ("freeze", LOCAL, "quarter close"),
+        ("unfreeze", LOCAL, None),
+        ("override", LOCAL, None),
+        ("token-create", LOCAL, "laptop"),
+        ("token-revoke", LOCAL, None),
+        ("recall", LOCAL, "leaks memory"),
+    ]
+    assert found[3]["what"] == "operator token 1 created"
+    assert found[2]["what"].startswith("override 1: Ada Park covers payments's primary from ")
+    # A service's freeze and recall are in its history; a token is nobody's service.
+    mine = json.loads(_ok(ready, "history", "checkout", "-o", "json"))["events"]
+    assert [e["action"] for e in mine if e["kind"] == "action"] == [
+        "freeze",
+        "unfreeze",
+        "recall",
+    ]

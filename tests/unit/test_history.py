@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from rollout.api.schemas import RolloutDetailView
+from rollout.api.schemas.history import EventView
+from rollout.cli.history import action_lines
 from rollout.domain.audit import Actor
 from rollout.domain.history import StagePassed, UpgradeFact, stage_passages
 from rollout.domain.planning import StagePlan
@@ -53,3 +56,32 @@ def test_an_actor_names_its_token_by_id_and_note_or_the_local_user() -> None:
     assert Actor.token(3, "ci deploy") == Actor("token 3 (ci deploy)", 3)
     assert Actor.token(4, None) == Actor("token 4", 4)
     assert Actor.local("alice") == Actor("local:alice", None)
+
+
+def test_a_rollouts_actions_print_as_lines_with_zone_who_what_and_why() -> None:
+    def action(minutes: int, who: str, what: str, why: str | None) -> EventView:
+        return EventView(
+            at=_at(minutes),
+            kind="action",
+            action="pause",
+            who=who,
+            what=what,
+            why=why,
+            service="checkout",
+            rollout_id=4,
+            subject=None,
+        )
+
+    view = RolloutDetailView.model_construct(
+        actions=[
+            action(0, "token 3 (ci)", "rollout 4 paused: paused by operator: freeze", "freeze"),
+            action(5, "local:alice", "rollout 4: stage canary promoted", "checked by hand"),
+        ]
+    )
+    lines = action_lines(view)
+    assert [line.split("  ", 1)[1] for line in lines] == [
+        "token 3 (ci): rollout 4 paused: paused by operator: freeze",
+        "local:alice: rollout 4: stage canary promoted (why: checked by hand)",
+    ]
+    stamp = datetime.fromisoformat(lines[0].split("  ", 1)[0])
+    assert stamp == T0 and stamp.tzinfo is not None

@@ -154,13 +154,19 @@ def unfreeze(runtime: Runtime, target: str, kind: str | None = None, *, actor: A
         kinds = [r.kind for r in rows]
         message = f"{' and '.join(kinds)} {target} unfrozen"
         if kinds:
+            service = target if "service" in kinds else None
+            # The service's owner, as its rollouts name it: a team token sees its own.
+            team = session.scalar(
+                select(Rollout.team).where(Rollout.service == target).order_by(Rollout.id.desc())
+            )
             record(
                 session,
                 actor,
                 Act.UNFREEZE,
                 now,
                 message,
-                service=target if "service" in kinds else None,
+                service=service,
+                team=team if service is not None else None,
                 subject=" and ".join(f"{k} {target}" for k in kinds),
             )
     if not kinds:
