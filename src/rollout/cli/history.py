@@ -41,11 +41,15 @@ def history_table(found: EventList, since: str, wide: bool = False) -> Renderabl
     if not found.events:
         return Text(f"nothing happened in the last {since}")
     table = Table(title=f"History (last {since})", title_justify="left")
-    columns = ["time", "who", "what", "why"]
+    # The time is read whole, whatever the width; the what and the why wrap at words.
+    stamp = max(len(when(e.at)) for e in found.events)
+    table.add_column("time", no_wrap=True, min_width=stamp)
+    table.add_column("who", no_wrap=True, max_width=28)
     if wide:
-        columns[2:2] = ["kind", "action", "rollout"]
-    for column in columns:
-        table.add_column(column)
+        for column in ("kind", "action", "rollout"):
+            table.add_column(column, no_wrap=True)
+    table.add_column("what", ratio=3)
+    table.add_column("why", ratio=2)
     for event in found.events:
         cells = [when(event.at), event.who or "-", event.what, event.why or ""]
         if wide:
