@@ -386,7 +386,7 @@ def skip(
             )
             .execution_options(synchronize_session=False)
         )
-        if getattr(taken, "rowcount", 0) != 1:
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise SteeringRefused(
                 f"rollout {rollout.id}: {environment} started meanwhile: only an upgrade not "
                 "started yet can be skipped"
