@@ -346,6 +346,10 @@ READS: list[tuple[str, ...]] = [
     ("fleet",),
     ("fleet", "--service", "checkout", "-o", "wide"),
     ("fleet", "-o", "yaml"),
+    ("history",),
+    ("history", "checkout", "-o", "wide"),
+    ("history", "--rollout", "1", "--since", "2026-01-01T00:00"),
+    ("--utc", "history", "-o", "yaml"),
 ]
 
 
@@ -370,6 +374,10 @@ WRITES: list[Write] = [
     Write(("abort", "2", "--reason", "bad build")),
     Write(("retry", "2"), before=(("abort", "2"),)),
     Write(("promote", "1"), code=1),
+    Write(("promote", "1", "--force", "--reason", "hotfix")),
+    Write(("promote", "1", "--force"), code=1),
+    Write(("skip", "1", "prod-1", "--reason", "host retired")),
+    Write(("skip", "1", "nowhere", "--reason", "x"), code=1),
     Write(("recall", "checkout", "1.1.0", "--reason", "leaks memory")),
     Write(("recall", "checkout", "9.9.9"), code=1),
     Write(("override", "payments", "--member", "Ada Park", *SPAN)),
@@ -442,6 +450,7 @@ BODIES: dict[str, tuple[tuple[str, ...], str]] = {
     "hygiene": (("hygiene", "-o", "json"), "/v1/hygiene?since=30d"),
     "status": (("status", "1", "-o", "json"), "/v1/rollouts/1/status"),
     "fleet": (("fleet", "-o", "json"), "/v1/fleet"),
+    "history": (("history", "-o", "json"), "/v1/events?since=7d"),
 }
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 
 from rollout.api import create_app
 from rollout.config import Fleet, load_fleet
+from rollout.domain.audit import Actor
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.store.database import reading, transaction
@@ -30,6 +31,8 @@ from rollout.store.models import (
 )
 from rollout.store.tokens import Scope, create_token, revoke_token
 from tests.conftest import FIXTURES, REDIS, fresh_database
+
+TESTER = Actor.local("tester")
 
 pytestmark = pytest.mark.integration
 
@@ -113,9 +116,9 @@ def make_world(url: str, **options: Any) -> World:
     }
     with transaction(url) as session:
         for name, grant in grants.items():
-            info, secret = create_token(session, now=now, **grant)
+            info, secret = create_token(session, now=now, **grant, actor=TESTER)
             tokens[name], ids[name] = secret, info.id
-        revoke_token(session, ids["revoked"], now)
+        revoke_token(session, ids["revoked"], now, actor=TESTER)
         pages = {
             "payments": _page(session, rollouts["checkout"], "payments", now),
             "search": _page(session, rollouts["search-api"], "search", now),
@@ -223,6 +226,15 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
     ("POST", "/v1/rollouts/{checkout}/promote", {}, {**STEER, "operator": 409, "admin": 409}),
     ("POST", "/v1/rollouts/{search-api}/abort", {"reason": "wrong build"}, STEER),
     ("POST", "/v1/rollouts/{search-api}/retry", None, STEER),
+    (
+        "POST",
+        "/v1/rollouts/{checkout}/skip",
+        {"environment": "nowhere-1", "reason": "typo"},
+        {**STEER, "operator": 404, "admin": 404},
+    ),
+    # The history: a team token sees its own team's.
+    ("GET", "/v1/events", None, READ_ALL),
+    ("GET", "/v1/events?rollout={checkout}&since=2w", None, PAYMENTS_ONLY),
     # The operator recalls; the admin's same request is a no-op (200 again).
     ("POST", "/v1/releases/recall", {"service": "search-api", "version": "2.0.0"}, STEER),
     # Freezes: the operator freezes, the admin's same request replaces it (201 again).
@@ -412,7 +424,9 @@ def test_submission_is_idempotent_and_a_digest_clash_is_409(world: World) -> Non
 
 def test_a_service_unknown_to_the_config_is_404(world: World) -> None:
     with transaction(world.url) as session:
-        _, secret = create_token(session, Scope.PIPELINE, datetime.now(UTC), ["ghost"])
+        _, secret = create_token(
+            session, Scope.PIPELINE, datetime.now(UTC), ["ghost"], actor=TESTER
+        )
     response = world.client.post(
         "/v1/releases",
         json={"service": "ghost", "version": "1.0.0"},

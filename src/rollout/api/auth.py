@@ -7,6 +7,7 @@ from collections.abc import Callable
 from fastapi import HTTPException, Request
 
 from rollout.api.context import context
+from rollout.domain.audit import Actor
 from rollout.store.database import reading
 from rollout.store.tokens import Scope, TokenInfo, find_token
 
@@ -60,6 +61,11 @@ def visible_team(token: TokenInfo, asked: str | None) -> str | None:
     if asked is not None and asked != token.team:
         raise forbidden(f"this token is team {token.team}'s; it may not read team {asked}'s data")
     return token.team
+
+
+def actor_of(token: TokenInfo) -> Actor:
+    """Who the audit trail says acted: the token, by id and note (never its secret)."""
+    return Actor.token(token.id, token.note)
 
 
 def check_team(token: TokenInfo, owner: str, what: str) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from rollout.api.history import rollout_actions
 from rollout.api.schemas import (
     DeliveryView,
     EnvironmentView,
@@ -29,6 +30,7 @@ from rollout.api.schemas import (
     StageView,
     UpgradeView,
 )
+from rollout.api.schemas.history import EventView
 from rollout.config import Fleet
 from rollout.domain.gates import reading
 from rollout.domain.hygiene import EventFact, PageFact, Tally, report
@@ -161,7 +163,9 @@ def page_views(session: Session, pages: list[Page]) -> list[PageView]:
     return [page_view(p, deliveries[p.id]) for p in pages]
 
 
-def detail_view(detail: RolloutDetail, pages: list[PageView]) -> RolloutDetailView:
+def detail_view(
+    detail: RolloutDetail, pages: list[PageView], actions: list[EventView] | None = None
+) -> RolloutDetailView:
     r, release = detail.rollout, detail.release
     return RolloutDetailView(
         id=r.id,
@@ -204,6 +208,7 @@ def detail_view(detail: RolloutDetail, pages: list[PageView]) -> RolloutDetailVi
         finished_at=r.finished_at,
         gates=[_rollout_gate(g) for g in r.plan.gates],
         soak_ends_at=_soak_ends_at(r),
+        actions=actions or [],
     )
 
 
@@ -235,7 +240,11 @@ def _soak_ends_at(rollout: Rollout) -> datetime | None:
 
 def show_rollout(session: Session, rollout_id: int) -> RolloutDetailView | None:
     detail = rollout_detail(session, rollout_id)
-    return None if detail is None else detail_view(detail, page_views(session, detail.pages))
+    if detail is None:
+        return None
+    return detail_view(
+        detail, page_views(session, detail.pages), rollout_actions(session, rollout_id)
+    )
 
 
 def rollout_team(session: Session, rollout_id: int) -> str | None:

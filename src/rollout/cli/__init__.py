@@ -8,8 +8,10 @@ from typing import Any
 from rollout.cli import setting_up, tokens  # noqa: F401  (they register their sub-commands)
 from rollout.cli.agent import agent
 from rollout.cli.entry import app, main
+from rollout.cli.escapes import skip
 from rollout.cli.fleet import fleet
 from rollout.cli.freezes import freeze, freezes, unfreeze
+from rollout.cli.history import history
 from rollout.cli.hygiene import hygiene
 from rollout.cli.paging import ack, misrouted, not_actionable, oncall, override, pages, resolve
 from rollout.cli.processes import api, demo, ticker, worker
@@ -30,6 +32,8 @@ PANELS: dict[str, list[tuple[str, Callable[..., Any]]]] = {
         ("promote", promote),
         ("recall", recall),
         ("fleet", fleet),
+        ("skip", skip),
+        ("history", history),
     ],
     "Freezes": [("freeze", freeze), ("unfreeze", unfreeze), ("freezes", freezes)],
     "Paging": [

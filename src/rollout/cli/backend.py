@@ -23,6 +23,7 @@ from rollout.api.schemas import (
     UnfrozenOut,
 )
 from rollout.api.schemas.fleet import FleetView
+from rollout.api.schemas.history import EventList
 from rollout.api.schemas.status import RolloutStatus
 from rollout.config import Fleet
 
@@ -123,6 +124,11 @@ class Backend(Protocol):
         environment: str | None,
         team: str | None,
     ) -> FleetView: ...
+    def history(self, service: str | None, rollout_id: int | None, since: str) -> EventList: ...
+
+    def force_promote(self, rollout_id: int, reason: str) -> SteeredOut: ...
+
+    def skip(self, rollout_id: int, environment: str, reason: str) -> SteeredOut: ...
 
 
 def choose_backend(database_url: Callable[[], str], fleet: Callable[[], Fleet]) -> Backend:

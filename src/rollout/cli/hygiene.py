@@ -13,7 +13,7 @@ from rich.text import Text
 
 from rollout.api.schemas import HygieneGate, HygieneOut, HygieneTeam
 from rollout.cli.output import Format, OutputOption, emit, snug
-from rollout.durations import format_duration, parse_window
+from rollout.durations import format_duration
 from rollout.json_types import JsonObject
 
 
@@ -39,16 +39,6 @@ def _tally_cells(tally: HygieneTeam | HygieneGate) -> tuple[str, ...]:
 
 
 TALLY_COLUMNS = ("pages", "night", "acked", "median ack", "misrouted", "not actionable")
-
-
-def window_text(given: str, window: timedelta) -> str:
-    """--since as both backends take it: the duration as typed, or a time as the whole
-    seconds back to it (the API's window reads 4d2h3s, not instants)."""
-    try:
-        parse_window(given)
-    except ValueError:
-        return format_duration(timedelta(seconds=max(1, round(window.total_seconds()))))
-    return given.strip()
 
 
 def report_json(result: HygieneOut) -> JsonObject:
@@ -114,7 +104,7 @@ def hygiene(
 ) -> None:
     """Per team and gate: pages, night pages, time to acknowledge, misroutes, false positives."""
     from rollout.cli.entry import pick_backend, refusals
-    from rollout.cli.zone import read_since
+    from rollout.cli.zone import read_since, window_text
 
     window = read_since("--since", since)
     with refusals():

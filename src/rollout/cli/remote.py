@@ -34,6 +34,7 @@ from rollout.api.schemas import (
     UnfrozenOut,
 )
 from rollout.api.schemas.fleet import FleetView
+from rollout.api.schemas.history import EventList
 from rollout.api.schemas.status import RolloutStatus
 from rollout.cli.backend import BackendError, NotFound, PageResponse, RolloutRef, Steering
 from rollout.json_types import JsonObject, JsonValue
@@ -250,6 +251,18 @@ class RemoteBackend:
 
     def tokens(self) -> list[TokenView]:
         return self._ask(TokenList, "GET", "/v1/tokens").tokens
+
+    def history(self, service: str | None, rollout_id: int | None, since: str) -> EventList:
+        params = {"service": service, "rollout": rollout_id, "since": since}
+        return self._ask(EventList, "GET", "/v1/events", params=params)
+
+    def force_promote(self, rollout_id: int, reason: str) -> SteeredOut:
+        body: JsonObject = {"force": True, "reason": reason}
+        return self._ask(SteeredOut, "POST", f"/v1/rollouts/{rollout_id}/promote", json=body)
+
+    def skip(self, rollout_id: int, environment: str, reason: str) -> SteeredOut:
+        body: JsonObject = {"environment": environment, "reason": reason}
+        return self._ask(SteeredOut, "POST", f"/v1/rollouts/{rollout_id}/skip", json=body)
 
     def fleet(
         self,

@@ -19,6 +19,7 @@ from rollout.api.schemas import (
     TokenView,
     UpgradeView,
 )
+from rollout.cli.history import action_lines
 from rollout.cli.story import Story, counts, names, summarise
 
 STATE_STYLE = {
@@ -38,11 +39,13 @@ STATE_STYLE = {
     "blocked": "bold red",
     "cancelled": "dim",
     "superseded": "dim",
+    "skipped": "dim",
     "superseding": "dim",
 }
 OUTCOME_MARK = {"success": "ok", "failure": "failed", "inconclusive": "inconclusive"}
 # Pages a default `show` prints; `--all` prints every one.
 MAX_PAGES = 2
+MAX_ACTIONS = 3
 
 
 def state_text(state: str) -> Text:
@@ -223,6 +226,12 @@ def rollout_story(detail: RolloutDetailView, everything: bool = False) -> Group:
         )
     if len(pages) < len(detail.pages):
         left_out.append(f"{len(detail.pages) - len(pages)} more pages")
+    # Who paused, aborted or skipped is what an operator asks first: the latest few actions.
+    actions = action_lines(detail)
+    shown_actions = actions if everything else actions[-MAX_ACTIONS:]
+    parts.extend(Text(line) for line in shown_actions)
+    if len(shown_actions) < len(actions):
+        left_out.append(f"{len(actions) - len(shown_actions)} earlier actions")
     if left_out:
         parts.append(Text(f"not shown: {', '.join(left_out)} (rollout show {r.id} --all)"))
     return Group(*parts)

@@ -141,9 +141,26 @@ def retry(rollout_id: RolloutId, config: ConfigOption = None) -> None:
     _steer(rollout_id, "retry", None, config)
 
 
-def promote(rollout_id: RolloutId) -> None:
-    """Skip the rest of the current stage's soak, once the stage has passed."""
-    _steer(rollout_id, "promote", None)
+def promote(
+    rollout_id: RolloutId,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="even if the stage has not passed: skip its gates and soak left"
+        ),
+    ] = False,
+    reason: Reason = None,
+) -> None:
+    """Skip the rest of the current stage's soak, once the stage has passed; with --force
+    (and --reason), move to the next stage now even if it has not."""
+    if not force:
+        _steer(rollout_id, "promote", reason)
+        return
+    if reason is None or not reason.strip():
+        raise fail("a forced promotion needs a reason (--reason)")
+    with refusals():
+        done = pick_backend().force_promote(rollout_id, reason)
+    out.print(done.message, highlight=False, soft_wrap=True)
 
 
 def recall(

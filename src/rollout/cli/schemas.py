@@ -19,6 +19,7 @@ from rollout.api.schemas import (
     TokenList,
 )
 from rollout.api.schemas.fleet import FleetView
+from rollout.api.schemas.history import EventList
 from rollout.api.schemas.status import RolloutStatus
 
 # One line per reading command: its name (a sub-command joined by "-") and the model its
@@ -33,6 +34,7 @@ OUTPUTS: dict[str, type[BaseModel]] = {
     "hygiene": HygieneOut,
     "status": RolloutStatus,
     "fleet": FleetView,
+    "history": EventList,
 }
 
 DOCS = Path("docs/schemas")

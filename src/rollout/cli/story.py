@@ -11,7 +11,7 @@ from datetime import datetime
 from rollout.api.schemas import RolloutDetailView, UpgradeView
 
 # Nothing more to say about these: they ran, or never will.
-DONE = frozenset({"succeeded", "cancelled", "superseded"})
+DONE = frozenset({"succeeded", "cancelled", "superseded", "skipped"})
 # Shown first when rows are cut: what needs a person.
 ATTENTION = frozenset(
     {"awaiting_decision", "rolling_back", "rolled_back", "rollback_failed", "blocked"}

@@ -9,6 +9,7 @@ from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rollout import times
+from rollout.durations import format_duration, parse_window
 
 _forced_utc = False
 
@@ -65,3 +66,13 @@ def read_since(option: str, text: str) -> timedelta:
 def shown(when: datetime, *, seconds: bool = False) -> str:
     """An instant as the tables print it: in the reader's zone, with its name."""
     return times.shown(when, reader_zone(), seconds=seconds)
+
+
+def window_text(given: str, window: timedelta) -> str:
+    """--since as both backends take it: the duration as typed, or a time as the whole
+    seconds back to it (the API's window reads 4d2h3s, not instants)."""
+    try:
+        parse_window(given)
+    except ValueError:
+        return format_duration(timedelta(seconds=max(1, round(window.total_seconds()))))
+    return given.strip()

@@ -41,6 +41,7 @@ EXPECTED = [
     ("rollouts", "POST", "/v1/rollouts/{rollout_id}/abort", ("steering",)),
     ("rollouts", "POST", "/v1/rollouts/{rollout_id}/retry", ("steering",)),
     ("rollouts", "POST", "/v1/rollouts/{rollout_id}/promote", ("steering",)),
+    ("rollouts", "POST", "/v1/rollouts/{rollout_id}/skip", ("steering",)),
     ("status", "GET", "/v1/rollouts/{rollout_id}/status", ("rollouts",)),
     ("status", "GET", "/v1/releases/{service}/{version}/status", ("rollouts",)),
     ("status", "GET", "/v1/rollouts/{rollout_id}/events", ("rollouts",)),
@@ -62,6 +63,7 @@ EXPECTED = [
     ("agents", "GET", "/v1/agents/{environment}/desired", ("agents",)),
     ("agents", "POST", "/v1/agents/{environment}/reports", ("agents",)),
     ("agents", "POST", "/v1/agents/{environment}/health", ("agents",)),
+    ("events", "GET", "/v1/events", ("history",)),
 ]
 
 

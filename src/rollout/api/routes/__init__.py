@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from rollout.api.routes import (
     agents,
     config,
+    events,
     fleet,
     freezes,
     health,
@@ -33,4 +34,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     config.router,
     tokens.router,
     agents.router,
+    events.router,
 )

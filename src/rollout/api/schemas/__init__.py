@@ -17,6 +17,7 @@ from rollout.api.schemas.base import (
     Strict,
     Version,
 )
+from rollout.api.schemas.history import EventView
 from rollout.store.tokens import NOTE_MAX, Scope
 
 __all__ = ["DIGEST_PATTERN", "Digest", "Name", "Note", "Strict", "Version"]
@@ -168,6 +169,9 @@ class RolloutDetailView(Strict):
     )
     soak_ends_at: datetime | None = Field(
         default=None, description="the current stage passed and soaks until then"
+    )
+    actions: list[EventView] = Field(
+        default_factory=list, description="what people did to it: who, when, why; oldest first"
     )
 
 
