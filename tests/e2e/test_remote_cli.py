@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from sqlalchemy import select, text
 
 from rollout.cli.schemas import DOCS, OUTPUTS
+from rollout.domain.audit import Actor
 from rollout.store.database import transaction
 from rollout.store.models import Delivery, Page, PageEvent, Upgrade
 from rollout.store.tokens import Scope, create_token
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.e2e
 __all__ = ["api_database_url"]  # the fixture, shared with the integration tests
 
 DIGEST = "sha256:" + "0f" * 32
+SEEDER = Actor.local("seed")
 
 
 def _free_port() -> int:
@@ -292,11 +294,18 @@ def _seed(api: Api) -> tuple[str, str]:
         session.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     now = datetime.now(UTC)
     with transaction(url) as session:
-        _, admin = create_token(session, Scope.ADMIN, now, note="both ways")
+        _, admin = create_token(session, Scope.ADMIN, now, note="both ways", actor=SEEDER)
         _, pipeline = create_token(
-            session, Scope.PIPELINE, now, services=["checkout", "search-api"], note="ci"
+            session,
+            Scope.PIPELINE,
+            now,
+            services=["checkout", "search-api"],
+            note="ci",
+            actor=SEEDER,
         )
-        create_token(session, Scope.AGENT, now, environments=["canary-1"], note="pull agent")
+        create_token(
+            session, Scope.AGENT, now, environments=["canary-1"], note="pull agent", actor=SEEDER
+        )
     for service, version in (("checkout", "1.1.0"), ("search-api", "2.0.0")):
         made = httpx.post(
             api.url + "/v1/releases",

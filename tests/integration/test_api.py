@@ -39,7 +39,7 @@ pytestmark = pytest.mark.integration
 DIGEST = "sha256:" + "0f" * 32
 TABLES = (
     "page_events, api_tokens, pages, measurements, upgrades, rollouts, releases, installations, "
-    "agent_deployments, freezes, overrides"
+    "agent_deployments, freezes, overrides, events"
 )
 
 
