@@ -28,6 +28,7 @@ from rollout.api.schemas import (
 )
 from rollout.cli.backend import BackendError, PageResponse, Steering
 from rollout.config import Fleet, Team
+from rollout.quoting import quoted
 from rollout.store.database import reading, transaction
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class LocalBackend:
             return fleet.team(name)
         except KeyError:
             known = ", ".join(t.name for t in fleet.teams) or "none"
-            raise BackendError(f"unknown team {name!r} (teams: {known})") from None
+            raise BackendError(f"unknown team {quoted(name)} (teams: {known})") from None
 
     def submit(self, service: str, version: str, digest: str | None) -> SubmittedOut:
         from rollout.engine.submission import SubmitError, submit
@@ -146,7 +147,7 @@ class LocalBackend:
 
         spec = self._team(team)
         if spec.rotations is None:
-            raise BackendError(f"team {team!r} has no rotations in the fleet config")
+            raise BackendError(f"team {quoted(team)} has no rotations in the fleet config")
         with reading(self._url()) as session:
             on_call = on_call_now(session, paging_spec(spec), at)
         assert on_call is not None
@@ -189,7 +190,7 @@ class LocalBackend:
             try:
                 to_paging = paging_spec(self._fleet().team(to_team))
             except KeyError:
-                raise BackendError(f"unknown team {to_team!r}") from None
+                raise BackendError(f"unknown team {quoted(to_team)}") from None
         actor = f"cli:{getpass.getuser()}@{socket.gethostname()}"
         with transaction(self._url()) as session:
             page = session.get(Page, page_id)
@@ -219,7 +220,7 @@ class LocalBackend:
         fleet = self._fleet()
         known = [t.name for t in fleet.teams]
         if team is not None and team not in known:
-            raise BackendError(f"unknown team {team!r} (teams: {', '.join(known) or 'none'})")
+            raise BackendError(f"unknown team {quoted(team)} (teams: {', '.join(known) or 'none'})")
         until = datetime.now(UTC)
         with reading(self._url()) as session:
             return reads.hygiene_report(session, fleet, until - window, until, team, night_budget)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from rollout.config import Team
+from rollout.quoting import quoted
 from rollout.store.models import Override
 
 
@@ -28,12 +29,12 @@ def add_override(
     members = {m.name: m for m in team.members}
     if member not in members:
         raise OverrideRefused(
-            f"{member!r} is not a member of team {team.name!r} ({', '.join(members)})"
+            f"{quoted(member)} is not a member of team {team.name!r} ({', '.join(members)})"
         )
     if replaces is not None and replaces not in members:
-        raise OverrideRefused(f"{replaces!r} is not a member of team {team.name!r}")
+        raise OverrideRefused(f"{quoted(replaces)} is not a member of team {team.name!r}")
     if role not in ("primary", "secondary"):
-        raise OverrideRefused(f"unknown role {role!r} (primary or secondary)")
+        raise OverrideRefused(f"unknown role {quoted(role)} (primary or secondary)")
     start, end = starts.astimezone(UTC), ends.astimezone(UTC)
     if end <= start:
         raise OverrideRefused("--until must be after --from")
