@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rollout.api.schemas import RolloutList
-from rollout.cli.entry import ConfigOption, fail, out, pick_backend, refusals
+from rollout.cli.entry import ConfigOption, RolloutId, fail, out, pick_backend, refusals
 from rollout.cli.output import Format, OutputOption, emit
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def list_(
 
 
 def show(
-    rollout_id: Annotated[int, typer.Argument(help="the rollout's id")],
+    rollout_id: RolloutId,
     output: OutputOption = Format.TABLE,
 ) -> None:
     """Show a rollout: stages, environments, gate values against conditions, why it waits."""
@@ -84,7 +84,6 @@ def _steer(
     out.print(done.message, highlight=False, soft_wrap=True)
 
 
-RolloutId = Annotated[int, typer.Argument(help="the rollout's id")]
 Reason = Annotated[str | None, typer.Option(help="why: recorded on the rollout")]
 
 
