@@ -14,7 +14,7 @@ from rollout.domain.constraints import at_utc
 from rollout.domain.states import RolloutState, UpgradeState
 from rollout.engine.progress import make_due
 from rollout.engine.runtime import Runtime
-from rollout.quoting import quoted
+from rollout.quoting import cut, quoted
 from rollout.store.database import transaction
 from rollout.store.models import Freeze, Rollout, Upgrade
 
@@ -71,13 +71,13 @@ def parse_until(given: str | datetime, now: datetime) -> datetime:
             ) from None
         return _future(parsed, text, now)
     except OverflowError:
-        raise FreezeRefused(f"{quoted(text)} is out of range") from None
+        raise FreezeRefused(f"{cut(text)} is out of range") from None
 
 
 def _future(when: datetime, text: str, now: datetime) -> datetime:
     until = (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).astimezone(UTC)
     if until <= now:
-        raise FreezeRefused(f"{quoted(text)} is not in the future (now is {at_utc(now)})")
+        raise FreezeRefused(f"{cut(text)} is not in the future (now is {at_utc(now)})")
     return until
 
 
