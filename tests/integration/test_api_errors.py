@@ -72,3 +72,25 @@ def test_a_digest_added_on_resubmission_is_409(world: World) -> None:
         "POST", "/v1/releases", "pipeline", {"service": "checkout", "version": "7.0.0"}
     )
     assert same.status_code == 200 and same.json()["rollout_id"] == first.json()["rollout_id"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/teams/payments/oncall?at=0001-01-01T00:00:00%2B23:59", None),
+        ("GET", "/v1/teams/payments/oncall?at=9999-12-31T23:59:59-23:59", None),
+        (
+            "POST",
+            "/v1/teams/payments/overrides",
+            {
+                "member": "Ada Park",
+                "starts_at": "0001-01-01T00:00:00+23:59",
+                "ends_at": "9999-12-31T23:59:59-23:59",
+            },
+        ),
+    ],
+)
+def test_a_time_out_of_range_is_4xx(world: World, method: str, path: str, body: object) -> None:
+    response = world.call(method, path, "admin", body)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["detail"]

@@ -192,6 +192,7 @@ def test_a_digest_added_on_resubmission_is_refused_on_postgresql(
 # Bad input to every command: (arguments, fragments of the one line). Each runs on a migrated
 # SQLite database; "{tmp}" is the test's directory.
 SPAN = ["--from", "2026-01-01T00:00Z", "--until", "2026-01-02T00:00Z"]
+EXTREMES = ["--from", "0001-01-01T00:00:00+23:59", "--until", "9999-12-31T23:59:59-23:59"]
 SWEEP: list[tuple[list[str], list[str]]] = [
     (["submit", "nosuch", "1.0"], ["unknown service 'nosuch'"]),
     (["submit", "", "1.0"], ["unknown service ''"]),
@@ -241,6 +242,14 @@ SWEEP: list[tuple[list[str], list[str]]] = [
     (["agent"], ["'config'"]),
     (["demo", "--bogus"], ["--bogus"]),
     (["nosuchcommand"], ["nosuchcommand"]),
+    (["oncall", "payments", "--at", "9999-12-31T23:59:59-23:59"], ["--at", "out of range"]),
+    (["oncall", "payments", "--at", "0001-01-01T00:00:00+23:59"], ["--at", "out of range"]),
+    (
+        ["override", "payments", "--member", "Ada Park", *EXTREMES],
+        ["0001-01-01T00:00:00+23:59", "out of range"],
+    ),
+    (["hygiene", "--since", "99999999d"], ["--since", "at most 600 years", "99999999d"]),
+    (["demo", "-c", "{tmp}/empty"], ["{tmp}/empty", "no *.yaml"]),
     (["show"], ["'rollout_id'"]),
 ]
 

@@ -26,10 +26,13 @@ def oncall(
     output: OutputOption = Format.TABLE,
 ) -> None:
     """Who is primary and secondary on call for a team at an instant, and why."""
-    from rollout.cli.entry import pick_backend, refusals
+    from rollout.cli.entry import fail, pick_backend, refusals
 
     # Shown in the reader's zone; a time typed without a zone is the reader's too.
-    when = (at or datetime.now(UTC)).astimezone()
+    try:
+        when = (at or datetime.now(UTC)).astimezone()
+    except OverflowError:
+        raise fail(f"--at {at.isoformat() if at else ''}: a time out of range") from None
     with refusals():
         answer = pick_backend(config).oncall(team, when)
     lines = [(a.role, a.member, a.reason) for a in (answer.primary, answer.secondary)]

@@ -138,7 +138,7 @@ def unfreeze(runtime: Runtime, target: str, kind: str | None = None) -> Unfrozen
             session.delete(row)
         kinds = [r.kind for r in rows]
     if not kinds:
-        return Unfrozen(False, f"{target} was not frozen")
+        return Unfrozen(False, f"{cut(target)} was not frozen")
     _wake(runtime, target, kinds)
     return Unfrozen(True, f"{' and '.join(kinds)} {target} unfrozen")
 

@@ -35,7 +35,12 @@ def add_override(
         raise OverrideRefused(f"{quoted(replaces)} is not a member of team {team.name!r}")
     if role not in ("primary", "secondary"):
         raise OverrideRefused(f"unknown role {quoted(role)} (primary or secondary)")
-    start, end = starts.astimezone(UTC), ends.astimezone(UTC)
+    try:
+        start, end = starts.astimezone(UTC), ends.astimezone(UTC)
+    except OverflowError:
+        raise OverrideRefused(
+            f"{starts.isoformat()} to {ends.isoformat()}: a time out of range"
+        ) from None
     if end <= start:
         raise OverrideRefused("--until must be after --from")
     row = Override(
