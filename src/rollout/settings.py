@@ -62,12 +62,13 @@ class Settings(BaseSettings):
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise SettingsError(
-                f"ROLLOUT_DATA_DIR {self.data_dir}: cannot create it ({error.strerror}); "
+                f"ROLLOUT_DATA_DIR {self.data_dir}: cannot create it ({error.strerror or error}); "
                 "set ROLLOUT_DATA_DIR to a directory this process may write, or "
                 "ROLLOUT_DATABASE_URL"
             ) from None
 
 
+@cache  # every Runtime resolves the URL; it is checked once a process
 def usable_database_url(url: str, variable: str) -> str:
     """`url` if SQLAlchemy can parse it and this process has its dialect and driver; else
     SettingsError naming the variable and the URL (its password masked)."""

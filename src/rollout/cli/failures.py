@@ -41,7 +41,8 @@ def database_problem(error: SQLAlchemyError) -> str:
     url = _database_url()
     if getattr(orig, "sqlstate", None) == _NO_TABLE or "no such table" in message:
         return f"database: {message} (is the schema current? run `rollout db upgrade`)"
-    if url is not None and url.startswith("sqlite") and message.lower() in _CANNOT_WRITE:
+    cannot_write = any(words in message.lower() for words in _CANNOT_WRITE)
+    if url is not None and url.startswith("sqlite") and cannot_write:
         path = Path(make_url(url).database or "")
         return (
             f"cannot open the SQLite database {path}: {message}; this process must be able "
