@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rollout.quoting import cut, masked_url, quoted
@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     # The address it listens on. /metrics has no authentication, so only this host by
     # default; a container widens it (0.0.0.0) for Prometheus to scrape.
     metrics_host: str = "127.0.0.1"
+
+    @field_validator("broker_url")
+    @classmethod
+    def _a_url(cls, value: str) -> str:
+        # kombu reads a bare word as the name of an AMQP host, and retries it for ever.
+        if "://" not in value:
+            raise ValueError("not a URL (such as redis://127.0.0.1:6379/0)")
+        return value
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -107,7 +115,9 @@ def get_settings() -> Settings:
 def _first_problem(error: ValidationError) -> str:
     problem = error.errors()[0]
     field = ".".join(str(part) for part in problem["loc"])
+    message = problem["msg"].removeprefix("Value error, ")
     return (
-        f"ROLLOUT_{field.upper()} {quoted(problem.get('input'))}: "
-        f"{problem['msg'][0].lower()}{problem['msg'][1:]}"
+        # Masked: the value may be a URL with a password in it.
+        f"ROLLOUT_{field.upper()} {quoted(masked_url(str(problem.get('input'))))}: "
+        f"{message[0].lower()}{message[1:]}"
     )

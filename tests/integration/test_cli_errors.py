@@ -153,11 +153,19 @@ def test_a_database_without_the_schema_still_says_to_upgrade(tmp_path: Path) -> 
         ("ROLLOUT_METRICS_PORT", "99999"),
         ("ROLLOUT_LOG_FORMAT", "bogus"),
         ("ROLLOUT_TICK_SECONDS", "x" + TEN_KB),
+        ("ROLLOUT_BROKER_URL", "not-a-url"),
     ],
 )
 def test_a_setting_that_does_not_parse_is_named(tmp_path: Path, variable: str, value: str) -> None:
     line = one_line(cli(tmp_path, "list", **{variable: value}), variable)
     assert value[:20] in line and len(line) < 300, line
+
+
+def test_a_broker_url_that_is_no_url_is_named_with_its_password_masked(tmp_path: Path) -> None:
+    for args in (["list"], ["ticker"], ["worker"]):
+        result = cli(tmp_path, *args, ROLLOUT_BROKER_URL=f"redis:/rollout:{PASSWORD}@broker")
+        line = one_line(result, "ROLLOUT_BROKER_URL", "'redis:/rollout:***@broker'", "not a URL")
+        assert PASSWORD not in line
 
 
 def test_a_ten_kilobyte_version_is_cut(ready: Path) -> None:
