@@ -168,6 +168,15 @@ def test_a_broker_url_that_is_no_url_is_named_with_its_password_masked(tmp_path:
         assert PASSWORD not in line
 
 
+def test_a_config_value_of_ten_kilobytes_is_cut(ready: Path) -> None:
+    config = ready / "long.yaml"
+    fleet = (FIXTURES / "fleet.yaml").read_text()
+    config.write_text(fleet.replace("name: checkout", "name: " + "x" * 10_000, 1))
+    for args in (["config", "validate", str(config)], ["submit", "ledger", "1", "-c", str(config)]):
+        line = one_line(cli(ready, *args), str(config), "invalid name", "…")
+        assert len(line) < 400, line
+
+
 def test_a_ten_kilobyte_version_is_cut(ready: Path) -> None:
     line = one_line(cli(ready, "submit", "search-api", TEN_KB), "malformed version", "…")
     assert len(line) < 300, line

@@ -53,7 +53,7 @@ def fleet_or_exit(path: Path | None) -> Fleet:
         return load_fleet(path or get_settings().config)
     except ConfigError as error:
         for problem in error.problems:
-            err.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
+            _one_line(cut_quoted(str(problem)))
         raise typer.Exit(1) from None
 
 
