@@ -10,6 +10,8 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, JsonValue, PlainSerializer, WithJsonSchema
 
+from rollout.quoting import quoted
+
 __all__ = [
     "DURATION_FORMS",
     "Duration",
@@ -36,14 +38,14 @@ _BARE = re.compile(rf"\s*{_NUMBER}\s*")
 
 
 def _invalid(value: object) -> ValueError:
-    return ValueError(f"invalid duration {value!r} ({DURATION_FORMS})")
+    return ValueError(f"invalid duration {quoted(value)} ({DURATION_FORMS})")
 
 
 def _from_microseconds(micros: Decimal, value: object) -> timedelta:
     try:
         return timedelta(microseconds=int(micros.to_integral_value()))
     except (OverflowError, InvalidOperation):
-        raise ValueError(f"duration {value!r} is too large") from None
+        raise ValueError(f"duration {quoted(value)} is too large") from None
 
 
 def parse_duration(value: object) -> timedelta:
@@ -59,7 +61,7 @@ def parse_duration(value: object) -> timedelta:
         if isinstance(value, float) and not math.isfinite(value):
             raise _invalid(value)
         if value < 0:
-            raise ValueError(f"duration {value!r} must not be negative")
+            raise ValueError(f"duration {quoted(value)} must not be negative")
         # Through str() so 0.1 means 100ms exactly, not the nearest binary fraction.
         return _from_microseconds(Decimal(str(value)) * _UNITS["s"], value)
     if not isinstance(value, str):
@@ -75,7 +77,7 @@ def parse_duration(value: object) -> timedelta:
         # "30s5m" or "1h1h" is more likely a typo than an intent: insist on d, h, m, s, ms order.
         if rank <= last_rank:
             raise ValueError(
-                f"invalid duration {value!r}: units must go from largest to smallest, "
+                f"invalid duration {quoted(value)}: units must go from largest to smallest, "
                 f"each at most once ({DURATION_FORMS})"
             )
         last_rank = rank
@@ -108,7 +110,7 @@ def format_duration(value: timedelta) -> str:
 def _parse_positive(value: object) -> timedelta:
     parsed = parse_duration(value)
     if parsed <= timedelta(0):
-        raise ValueError(f"duration must be greater than 0s, got {value!r}")
+        raise ValueError(f"duration must be greater than 0s, got {quoted(value)}")
     return parsed
 
 
@@ -143,6 +145,9 @@ PositiveDuration = Annotated[
 _WEEKS = re.compile(r"\s*(\d+)\s*w\s*(.*)")
 
 
+MAX_WINDOW = timedelta(days=366 * 600)
+
+
 def parse_window(text: str) -> timedelta:
     """A window length: 30d, 12h, 2w, 2w3d; raise ValueError for anything else or zero."""
     weeks = _WEEKS.fullmatch(text)
@@ -154,5 +159,8 @@ def parse_window(text: str) -> timedelta:
             parse_duration(rest) if rest else timedelta(0)
         )
     if window <= timedelta(0):
-        raise ValueError(f"the window must be longer than 0s, got {text!r}")
+        raise ValueError(f"the window must be longer than 0s, got {quoted(text)}")
+    if window > MAX_WINDOW:
+        # Its start would be before year 1, which no datetime can hold.
+        raise ValueError(f"the window must be at most 600 years, got {quoted(text)}")
     return window

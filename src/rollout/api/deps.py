@@ -9,10 +9,8 @@ from fastapi import Depends, Path, Query
 from rollout.api.auth import READERS, STEERERS, allow
 from rollout.api.context import ApiContext, context
 from rollout.config import NAME_PATTERN
+from rollout.store import MAX_ID as MAX_ID  # the routes take it from here
 from rollout.store.tokens import Scope, TokenInfo
-
-# PostgreSQL's integer: a larger id is no row of ours, and must not reach the driver.
-MAX_ID = 2**31 - 1
 
 # Module-level: FastAPI resolves a route's (string) annotations in its module's namespace,
 # so the route modules import these names rather than build them in a function.

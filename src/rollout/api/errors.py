@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rollout.api.schemas import ErrorOut
+from rollout.quoting import cut, cut_quoted
 
 # The application's logger, not this module's: log searches select on the name it had
 # before the routes were split out of rollout.api.app.
@@ -42,7 +43,9 @@ def conflict(description: str) -> dict[int | str, dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": str(error.detail)}, error.status_code, headers=error.headers)
+        # What a refusal quotes back of the input is cut: it may be a pasted 10 kB blob.
+        detail = cut_quoted(str(error.detail))
+        return JSONResponse({"detail": detail}, error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -63,7 +66,8 @@ def validation_message(errors: Any) -> str:
     itself (it may be large, or a secret pasted in the wrong field)."""
     parts = []
     for error in errors:
-        where = ".".join(str(p) for p in error.get("loc", ()))
+        # A location names fields and parameters the caller sent, unknown ones included.
+        where = ".".join(cut(str(p)) for p in error.get("loc", ()))
         message = error.get("msg", "invalid")
         if error.get("type") == "extra_forbidden":
             message = "unknown field"

@@ -9,6 +9,8 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from rollout.quoting import cut
+
 MAX_BODY = 64 * 1024
 
 Scope_ = MutableMapping[str, Any]
@@ -25,7 +27,7 @@ def query_check(known: dict[int, frozenset[str]]) -> Callable[[Request], None]:
         allowed = known.get(id(request.scope.get("route")), frozenset())
         unknown = sorted(set(request.query_params) - allowed)
         if unknown:
-            raise HTTPException(422, f"unknown query parameter(s): {', '.join(unknown)}")
+            raise HTTPException(422, f"unknown query parameter(s): {cut(', '.join(unknown))}")
 
     return check
 

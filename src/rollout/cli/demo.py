@@ -22,8 +22,9 @@ from rich.table import Table
 from sqlalchemy import select
 
 from rollout.api.reads import hygiene_report
+from rollout.cli.entry import fleet_or_exit
 from rollout.cli.hygiene import print_report, report_json
-from rollout.config import Fleet, load_fleet
+from rollout.config import Fleet
 from rollout.domain.audit import Actor
 from rollout.domain.pages import PageState
 from rollout.drivers.simulated import SimulatedFleet, simulated_fleet
@@ -176,7 +177,7 @@ def run_demo(config: Path | None, console: Console | None) -> DemoSummary:
     pager = Pager()
     # The teams' channel is a secret by reference: the demo's pager, here.
     os.environ["ROLLOUT_DEMO_PAGER"] = pager.url
-    fleet = load_fleet(config or demo_config())
+    fleet = fleet_or_exit(config or demo_config())
     workdir = Path(tempfile.mkdtemp(prefix="rollout-demo-"))
     database_url = f"sqlite:///{workdir / 'rollout.db'}"
     migrate(database_url)

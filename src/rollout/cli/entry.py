@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import SQLAlchemyError
 
 from rollout.config import ConfigError, Fleet, load_fleet
-from rollout.settings import get_settings
+from rollout.quoting import cut_quoted
+from rollout.settings import SettingsError, get_settings
+from rollout.store import MAX_ID
 
 if TYPE_CHECKING:
     from rollout.cli.backend import Backend
@@ -69,7 +71,8 @@ class UserError(Exception):
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    # Whatever a refusal quotes back of the input is cut: it may be a pasted 10 kB blob.
+    _one_line(cut_quoted(message))
     return typer.Exit(code)
 
 
@@ -78,9 +81,15 @@ def fleet_or_exit(path: Path | None) -> Fleet:
         return load_fleet(path or get_settings().config)
     except ConfigError as error:
         for problem in error.problems:
-            err.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
+            _one_line(cut_quoted(str(problem)))
         raise typer.Exit(1) from None
 
+
+# Ids as the store has them (1 to PostgreSQL's largest integer): anything else is refused
+# here, in one line, before it reaches a database driver.
+RolloutId = Annotated[int, typer.Argument(help="the rollout's id", min=1, max=MAX_ID)]
+PageId = Annotated[int, typer.Argument(help="the page's id", min=1, max=MAX_ID)]
+TokenId = Annotated[int, typer.Argument(help="the token's id", min=1, max=MAX_ID)]
 
 ConfigOption = Annotated[
     Path | None,
@@ -116,14 +125,26 @@ def refusals() -> Iterator[None]:
 
 
 def main() -> Any:
+    """Run the command; a mistake of usage, a setting or a database it cannot use ends it
+    with one line on stderr (never a traceback) and a non-zero exit."""
+    from rollout.cli.failures import database_problem, usage_problem
+
     try:
-        return app()
-    except (OperationalError, ProgrammingError) as error:
-        message = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-        err.print(
-            f"[red]error:[/red] database: {message} (is it reachable, and is the schema "
-            "current? run `rollout db upgrade`)",
-            highlight=False,
-            soft_wrap=True,
-        )
-        sys.exit(1)
+        return app(standalone_mode=False)
+    except typer.Abort:
+        _one_line("aborted")
+    except typer.TyperException as error:
+        if type(error).__name__ != "NoArgsIsHelpError":  # the help is what it printed
+            _one_line(usage_problem(error))
+        sys.exit(getattr(error, "exit_code", 2))
+    except SettingsError as error:
+        _one_line(str(error))
+    except SQLAlchemyError as error:
+        _one_line(database_problem(error))
+    sys.exit(1)
+
+
+def _one_line(message: str) -> None:
+    # Markup off: the message quotes what was typed, which may hold [brackets].
+    err.print("[red]error:[/red] ", end="", highlight=False)
+    err.print(message, markup=False, highlight=False, soft_wrap=True)

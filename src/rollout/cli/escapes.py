@@ -7,9 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rollout.cli.entry import fail, out, pick_backend, refusals
-
-RolloutId = Annotated[int, typer.Argument(help="the rollout's id")]
+from rollout.cli.entry import RolloutId, fail, out, pick_backend, refusals
 
 
 def skip(

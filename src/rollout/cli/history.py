@@ -15,6 +15,7 @@ from rollout.api.schemas import RolloutDetailView
 from rollout.api.schemas.history import EventList, EventView
 from rollout.cli.entry import fail, pick_backend, refusals
 from rollout.cli.output import Format, OutputOption, emit
+from rollout.store import MAX_ID
 
 
 def when(at: datetime) -> str:
@@ -27,7 +28,9 @@ def when(at: datetime) -> str:
 
 def history(
     service: Annotated[str | None, typer.Argument(help="only this service's history")] = None,
-    rollout: Annotated[int | None, typer.Option("--rollout", help="only this rollout's")] = None,
+    rollout: Annotated[
+        int | None, typer.Option("--rollout", help="only this rollout's", min=1, max=MAX_ID)
+    ] = None,
     since: Annotated[
         str, typer.Option(help="how far back to look: 7d, 12h, 2w, or a time (ISO 8601)")
     ] = "7d",

@@ -33,6 +33,7 @@ from rollout.api.schemas.status import RolloutStatus
 from rollout.cli.backend import BackendError, NotFound, PageResponse, RolloutRef, Steering
 from rollout.config import Fleet, Team
 from rollout.domain.audit import Actor
+from rollout.quoting import quoted
 from rollout.store.database import reading, transaction
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class LocalBackend:
             return fleet.team(name)
         except KeyError:
             known = ", ".join(t.name for t in fleet.teams) or "none"
-            raise BackendError(f"unknown team {name!r} (teams: {known})") from None
+            raise BackendError(f"unknown team {quoted(name)} (teams: {known})") from None
 
     def submit(self, service: str, version: str, digest: str | None) -> SubmittedOut:
         from rollout.engine.submission import SubmitError, submit
@@ -164,7 +165,7 @@ class LocalBackend:
 
         spec = self._team(team)
         if spec.rotations is None:
-            raise BackendError(f"team {team!r} has no rotations in the fleet config")
+            raise BackendError(f"team {quoted(team)} has no rotations in the fleet config")
         with reading(self._url()) as session:
             on_call = on_call_now(session, paging_spec(spec), at)
         assert on_call is not None
@@ -215,7 +216,7 @@ class LocalBackend:
             try:
                 to_paging = paging_spec(self._fleet().team(to_team))
             except KeyError:
-                raise BackendError(f"unknown team {to_team!r}") from None
+                raise BackendError(f"unknown team {quoted(to_team)}") from None
         actor = local_actor()
         with transaction(self._url()) as session:
             page = session.get(Page, page_id)
@@ -245,7 +246,7 @@ class LocalBackend:
         fleet = self._fleet()
         known = [t.name for t in fleet.teams]
         if team is not None and team not in known:
-            raise BackendError(f"unknown team {team!r} (teams: {', '.join(known) or 'none'})")
+            raise BackendError(f"unknown team {quoted(team)} (teams: {', '.join(known) or 'none'})")
         until = datetime.now(UTC)
         with reading(self._url()) as session:
             return reads.hygiene_report(session, fleet, until - window, until, team, night_budget)

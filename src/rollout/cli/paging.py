@@ -9,6 +9,7 @@ import typer
 from rich.text import Text
 
 from rollout.api.schemas import PageList
+from rollout.cli.entry import PageId
 from rollout.cli.output import Format, OutputOption, emit
 
 if TYPE_CHECKING:
@@ -116,21 +117,21 @@ def _answer(
 
 
 def ack(
-    page_id: Annotated[int, typer.Argument(help="the page's id")],
+    page_id: PageId,
 ) -> None:
     """Acknowledge a page: someone is on it; escalation stops."""
     _answer(page_id, "acknowledge")
 
 
 def resolve(
-    page_id: Annotated[int, typer.Argument(help="the page's id")],
+    page_id: PageId,
 ) -> None:
     """Resolve a page."""
     _answer(page_id, "resolve")
 
 
 def misrouted(
-    page_id: Annotated[int, typer.Argument(help="the page's id")],
+    page_id: PageId,
     to: Annotated[str, typer.Option("--to", help="the team it belongs to")],
     note: Annotated[str | None, typer.Option(help="why")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
@@ -140,7 +141,7 @@ def misrouted(
 
 
 def not_actionable(
-    page_id: Annotated[int, typer.Argument(help="the page's id")],
+    page_id: PageId,
     reason: Annotated[str, typer.Option(help="why nothing could be done")],
 ) -> None:
     """The page was a false positive: resolve it and record why."""

@@ -38,6 +38,7 @@ from rollout.api.schemas.history import EventList
 from rollout.api.schemas.status import RolloutStatus
 from rollout.cli.backend import BackendError, NotFound, PageResponse, RolloutRef, Steering
 from rollout.json_types import JsonObject, JsonValue
+from rollout.quoting import cut, masked_url
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
@@ -80,6 +81,15 @@ class Remote:
             raise RemoteError(
                 f"remote mode needs ROLLOUT_API_URL and ROLLOUT_TOKEN: {missing} is not set"
             )
+        try:
+            usable = url.startswith(("http://", "https://")) and bool(httpx.URL(url).host)
+        except httpx.InvalidURL:
+            usable = False
+        if not usable:
+            raise RemoteError(
+                f"ROLLOUT_API_URL {masked_url(url)!r} is not an http:// or https:// URL "
+                "(such as https://rollout.example)"
+            )
         return cls(url.rstrip("/"), token)
 
     def request(
@@ -102,7 +112,8 @@ class Remote:
                 timeout=TIMEOUT,
             )
         except httpx.HTTPError as error:
-            raise RemoteError(f"cannot reach the API at {self.url}: {error}") from None
+            where = masked_url(self.url)
+            raise RemoteError(f"cannot reach the API at {where}: {cut(str(error), 200)}") from None
         if response.is_success:
             return response
         raise _refusal(response)

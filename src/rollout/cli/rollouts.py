@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rollout.api.schemas import RolloutList, RolloutSummary
-from rollout.cli.entry import ConfigOption, fail, out, pick_backend, refusals
+from rollout.cli.entry import ConfigOption, RolloutId, fail, out, pick_backend, refusals
 from rollout.cli.output import Format, OutputOption, emit
 from rollout.cli.status import DEFAULT_TIMEOUT, TimeoutOption, WatchOption
 
@@ -86,7 +86,7 @@ def list_(
 
 
 def show(
-    rollout_id: Annotated[int, typer.Argument(help="the rollout's id")],
+    rollout_id: RolloutId,
     all_: Annotated[
         bool, typer.Option("--all", help="every environment and message, done ones too")
     ] = False,
@@ -117,7 +117,6 @@ def _steer(
     out.print(done.message, highlight=False, soft_wrap=True)
 
 
-RolloutId = Annotated[int, typer.Argument(help="the rollout's id")]
 Reason = Annotated[str | None, typer.Option(help="why: recorded on the rollout")]
 
 

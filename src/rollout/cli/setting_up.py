@@ -11,6 +11,7 @@ import typer
 from rollout.cli.entry import config_app, db_app, err, out
 from rollout.config import ConfigError, load_fleet
 from rollout.config.slow_io import longer_than_lease
+from rollout.quoting import cut_quoted
 from rollout.settings import get_settings
 
 
@@ -26,7 +27,9 @@ def config_validate(
         except ConfigError as error:
             failed = True
             for problem in error.problems:
-                err.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
+                err.print("[red]error:[/red] ", end="", highlight=False)
+                # What a problem quotes of the file is cut: it may be a 10 kB value.
+                err.print(cut_quoted(str(problem)), markup=False, highlight=False, soft_wrap=True)
             continue
         lease = timedelta(seconds=get_settings().lease_seconds)
         for warning in fleet.warnings() + longer_than_lease(fleet, lease):

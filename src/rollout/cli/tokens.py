@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 
 from rollout.api.schemas import TokenList
-from rollout.cli.entry import ConfigOption, err, fail, out, pick_backend, refusals, token_app
+from rollout.cli.entry import (
+    ConfigOption,
+    TokenId,
+    err,
+    fail,
+    out,
+    pick_backend,
+    refusals,
+    token_app,
+)
 from rollout.cli.output import Format, OutputOption, emit
 
 
@@ -39,7 +48,7 @@ def token_create(
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: Annotated[int, typer.Argument(help="the token's id")]) -> None:
+def token_revoke(token_id: TokenId) -> None:
     """Revoke a token: the API refuses it from the next request on."""
     with refusals():
         pick_backend().revoke_token(token_id)

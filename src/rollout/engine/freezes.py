@@ -15,6 +15,7 @@ from rollout.domain.constraints import at_utc
 from rollout.domain.states import RolloutState, UpgradeState
 from rollout.engine.progress import make_due
 from rollout.engine.runtime import Runtime
+from rollout.quoting import cut, quoted
 from rollout.store.database import transaction
 from rollout.store.events import record
 from rollout.store.models import Freeze, Rollout, Upgrade
@@ -67,18 +68,18 @@ def parse_until(given: str | datetime, now: datetime) -> datetime:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise FreezeRefused(
-                f"invalid until {text!r}: use an ISO time (2026-12-24T18:00+01:00) or a "
+                f"invalid until {quoted(text)}: use an ISO time (2026-12-24T18:00+01:00) or a "
                 "duration (2h, 90m, 1d)"
             ) from None
         return _future(parsed, text, now)
     except OverflowError:
-        raise FreezeRefused(f"{text} is out of range") from None
+        raise FreezeRefused(f"{cut(text)} is out of range") from None
 
 
 def _future(when: datetime, text: str, now: datetime) -> datetime:
     until = (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).astimezone(UTC)
     if until <= now:
-        raise FreezeRefused(f"{text} is not in the future (now is {at_utc(now)})")
+        raise FreezeRefused(f"{cut(text)} is not in the future (now is {at_utc(now)})")
     return until
 
 
@@ -92,9 +93,9 @@ def target_kind(fleet: Fleet, target: str, kind: str | None = None) -> str:
         found.append("service")
     if not found:
         what = kind or "environment or service"
-        raise UnknownTarget(f"unknown {what} {target!r}")
+        raise UnknownTarget(f"unknown {what} {quoted(target)}")
     if len(found) > 1:
-        raise FreezeRefused(f"{target!r} is an environment and a service: say which (--kind)")
+        raise FreezeRefused(f"{quoted(target)} is an environment and a service: say which (--kind)")
     return found[0]
 
 
@@ -170,7 +171,7 @@ def unfreeze(runtime: Runtime, target: str, kind: str | None = None, *, actor: A
                 subject=" and ".join(f"{k} {target}" for k in kinds),
             )
     if not kinds:
-        return Unfrozen(False, f"{target} was not frozen")
+        return Unfrozen(False, f"{cut(target)} was not frozen")
     _wake(runtime, target, kinds)
     return Unfrozen(True, message)
 

@@ -13,6 +13,7 @@ from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import halt, lock_rollout, replan
 from rollout.engine.runtime import Runtime
 from rollout.engine.steering import take_back_ready
+from rollout.quoting import cut
 from rollout.store.database import transaction
 from rollout.store.events import record
 from rollout.store.models import Installation, Release, Rollout, Upgrade
@@ -40,7 +41,7 @@ def recall(
             select(Release).where(Release.service == service, Release.version == version)
         ).first()
         if release is None:
-            raise NoSuchRelease(f"no release {service} {version}")
+            raise NoSuchRelease(f"no release {cut(service)} {cut(version)}")
         if release.state == ReleaseState.RECALLED:
             return Recalled(release.id, False, (), f"{service} {version} is recalled already")
         now = runtime.now()

@@ -20,6 +20,7 @@ from rollout.engine.progress import lock_service, replan
 from rollout.engine.runtime import Runtime
 from rollout.observability import events, tracing
 from rollout.plan.build import build_plan, driver_spec
+from rollout.quoting import quoted
 from rollout.store.database import is_postgresql, transaction
 from rollout.store.models import Release, Rollout, Upgrade
 
@@ -43,16 +44,16 @@ def submit(
 ) -> Submitted:
     if not re.fullmatch(VERSION_PATTERN, version):
         raise SubmitError(
-            f"malformed version {version!r}: use letters, digits and . _ + - (at most 64), "
+            f"malformed version {quoted(version)}: use letters, digits and . _ + - (at most 64), "
             "starting with a letter or digit"
         )
     if digest is not None and not re.fullmatch(DIGEST_PATTERN, digest):
-        raise SubmitError(f"malformed digest {digest!r}: expected sha256: and 64 hex digits")
+        raise SubmitError(f"malformed digest {quoted(digest)}: expected sha256: and 64 hex digits")
     try:
         spec = fleet.service(service)
     except KeyError:
         known = ", ".join(sorted(s.name for s in fleet.services)) or "none"
-        raise SubmitError(f"unknown service {service!r} (known: {known})") from None
+        raise SubmitError(f"unknown service {quoted(service)} (known: {known})") from None
     environments = fleet.environments_of(spec)
     with events.submitting(service, version) as submitted:
         try:
@@ -85,10 +86,17 @@ def _record(
                 raise SubmitError(
                     f"{spec.name} {version} was {existing.reason}; submit a new version"
                 )
-            if digest is not None and existing.digest is not None and existing.digest != digest:
+            if digest is not None and existing.digest != digest:
+                # Its rollout was planned without this digest (an air-gapped environment
+                # checks the artifact against it): taking it now would change nothing.
+                first = (
+                    "without a digest"
+                    if existing.digest is None
+                    else f"with digest {existing.digest}"
+                )
                 raise SubmitError(
-                    f"{spec.name} {version} was already submitted with digest {existing.digest}"
-                    f"; refusing {digest}"
+                    f"{spec.name} {version} was already submitted {first}; refusing "
+                    f"{digest} (submit a new version to roll out with it)"
                 )
             rollout_id = session.scalars(
                 # The newest: a retried release has more than one rollout.

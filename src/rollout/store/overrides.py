@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from rollout.config import Team
 from rollout.domain.audit import Act, Actor
+from rollout.quoting import quoted
 from rollout.store.events import record
 from rollout.store.models import Override
 
@@ -32,13 +33,18 @@ def add_override(
     members = {m.name: m for m in team.members}
     if member not in members:
         raise OverrideRefused(
-            f"{member!r} is not a member of team {team.name!r} ({', '.join(members)})"
+            f"{quoted(member)} is not a member of team {team.name!r} ({', '.join(members)})"
         )
     if replaces is not None and replaces not in members:
-        raise OverrideRefused(f"{replaces!r} is not a member of team {team.name!r}")
+        raise OverrideRefused(f"{quoted(replaces)} is not a member of team {team.name!r}")
     if role not in ("primary", "secondary"):
-        raise OverrideRefused(f"unknown role {role!r} (primary or secondary)")
-    start, end = starts.astimezone(UTC), ends.astimezone(UTC)
+        raise OverrideRefused(f"unknown role {quoted(role)} (primary or secondary)")
+    try:
+        start, end = starts.astimezone(UTC), ends.astimezone(UTC)
+    except OverflowError:
+        raise OverrideRefused(
+            f"{starts.isoformat()} to {ends.isoformat()}: a time out of range"
+        ) from None
     if end <= start:
         raise OverrideRefused("--until must be after --from")
     row = Override(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from rollout.config import NAME_PATTERN, Fleet
 from rollout.domain.audit import Act, Actor
+from rollout.quoting import cut, quoted
 from rollout.store.events import record
 from rollout.store.models import ApiToken
 
@@ -74,7 +75,7 @@ def check_grant(
     environments = environments or []
     for name in [*services, *environments, *([team] if team is not None else [])]:
         if not re.fullmatch(NAME_PATTERN, name):
-            raise TokenError(f"malformed name {name!r}: expected {NAME_PATTERN}")
+            raise TokenError(f"malformed name {quoted(name)}: expected {NAME_PATTERN}")
     if environments and scope is not Scope.AGENT:
         raise TokenError("only an agent token is bound to environments: drop --environment")
     if scope is Scope.AGENT:
@@ -103,16 +104,18 @@ def grant_problem(
     places = {e.name for e in fleet.environments}
     strangers = [e for e in environments or [] if e not in places]
     if strangers:
-        return (
-            f"unknown environment(s): {', '.join(strangers)} (known: {', '.join(sorted(places))})"
-        )
+        return f"unknown environment(s): {cut(', '.join(strangers))} (known: {_names(places)})"
     known = {s.name for s in fleet.services}
     unknown = [s for s in services if s not in known]
     if unknown:
-        return f"unknown service(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        return f"unknown service(s): {cut(', '.join(unknown))} (known: {_names(known)})"
     if team is not None and team not in {t.name for t in fleet.teams}:
-        return f"unknown team {team!r} (known: {', '.join(sorted(t.name for t in fleet.teams))})"
+        return f"unknown team {quoted(team)} (known: {_names({t.name for t in fleet.teams})})"
     return None
+
+
+def _names(names: set[str]) -> str:
+    return ", ".join(sorted(names))
 
 
 def create_token(

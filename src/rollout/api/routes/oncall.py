@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Query
@@ -36,6 +36,8 @@ def team_oncall(
         raise HTTPException(404, f"team {team!r} has no rotations in the fleet config")
     if at is not None and at.tzinfo is None:
         raise HTTPException(422, "at: give the time with its zone, e.g. +02:00 or Z")
+    if at is not None and _out_of_range(at):
+        raise HTTPException(422, "at: the time is out of range")
     when = at or ctx.now()
     with reading(ctx.database_url) as session:
         on_call = on_call_now(session, paging_spec(spec), when)
@@ -77,3 +79,12 @@ def _team(ctx: ApiContext, token: TokenInfo, team: str) -> Team:
         raise HTTPException(404, f"unknown team {team!r}")
     check_team(token, team, f"team {team}")
     return ctx.fleet.team(team)
+
+
+def _out_of_range(at: datetime) -> bool:
+    # An offset can carry a time past year 9999 or before year 1, which no UTC time holds.
+    try:
+        at.astimezone(UTC)
+    except OverflowError:
+        return True
+    return False
