@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 
 from rollout.api import create_app
 from rollout.config import Fleet, load_fleet
+from rollout.domain.audit import Actor
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.store.database import reading, transaction
@@ -30,6 +31,8 @@ from rollout.store.models import (
 )
 from rollout.store.tokens import Scope, create_token, revoke_token
 from tests.conftest import FIXTURES, REDIS, fresh_database
+
+TESTER = Actor.local("tester")
 
 pytestmark = pytest.mark.integration
 
@@ -113,9 +116,9 @@ def make_world(url: str, **options: Any) -> World:
     }
     with transaction(url) as session:
         for name, grant in grants.items():
-            info, secret = create_token(session, now=now, **grant)
+            info, secret = create_token(session, now=now, **grant, actor=TESTER)
             tokens[name], ids[name] = secret, info.id
-        revoke_token(session, ids["revoked"], now)
+        revoke_token(session, ids["revoked"], now, actor=TESTER)
         pages = {
             "payments": _page(session, rollouts["checkout"], "payments", now),
             "search": _page(session, rollouts["search-api"], "search", now),
@@ -181,9 +184,17 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
     ("GET", "/v1/rollouts", None, READ_ALL),
     ("GET", "/v1/rollouts?team=payments", None, PAYMENTS_ONLY),
     ("GET", "/v1/rollouts?team=search", None, SEARCH_ONLY),
-    ("GET", "/v1/rollouts/{checkout}", None, PAYMENTS_ONLY),
+    # A pipeline reads the rollouts of its own services (checkout), not another's.
+    ("GET", "/v1/rollouts/{checkout}", None, {**PAYMENTS_ONLY, "pipeline": 200}),
     ("GET", "/v1/rollouts/{search-api}", None, SEARCH_ONLY),
+    ("GET", "/v1/rollouts/{checkout}/status", None, {**PAYMENTS_ONLY, "pipeline": 200}),
+    ("GET", "/v1/rollouts/{search-api}/status?within=1m", None, SEARCH_ONLY),
+    ("GET", "/v1/releases/checkout/1.1.0/status", None, {**PAYMENTS_ONLY, "pipeline": 200}),
+    ("GET", "/v1/releases/search-api/2.0.0/status", None, SEARCH_ONLY),
+    ("GET", "/v1/rollouts/{checkout}/events?wait=0s", None, {**PAYMENTS_ONLY, "pipeline": 200}),
     ("GET", "/v1/environments", None, READ_ALL),
+    ("GET", "/v1/fleet", None, READ_ALL),
+    ("GET", "/v1/fleet?team=payments&stage=production", None, PAYMENTS_ONLY),
     ("GET", "/v1/services", None, READ_ALL),
     ("GET", "/v1/services?team=search", None, SEARCH_ONLY),
     ("GET", "/v1/services/checkout", None, PAYMENTS_ONLY),
@@ -215,6 +226,15 @@ MATRIX: list[tuple[str, str, Any, dict[Any, int]]] = [
     ("POST", "/v1/rollouts/{checkout}/promote", {}, {**STEER, "operator": 409, "admin": 409}),
     ("POST", "/v1/rollouts/{search-api}/abort", {"reason": "wrong build"}, STEER),
     ("POST", "/v1/rollouts/{search-api}/retry", None, STEER),
+    (
+        "POST",
+        "/v1/rollouts/{checkout}/skip",
+        {"environment": "nowhere-1", "reason": "typo"},
+        {**STEER, "operator": 404, "admin": 404},
+    ),
+    # The history: a team token sees its own team's.
+    ("GET", "/v1/events", None, READ_ALL),
+    ("GET", "/v1/events?rollout={checkout}&since=2w", None, PAYMENTS_ONLY),
     # The operator recalls; the admin's same request is a no-op (200 again).
     ("POST", "/v1/releases/recall", {"service": "search-api", "version": "2.0.0"}, STEER),
     # Freezes: the operator freezes, the admin's same request replaces it (201 again).
@@ -276,6 +296,8 @@ def test_every_endpoint_of_the_document_is_in_the_matrix(world: World) -> None:
     }
     templates = {
         (method, template.split("?")[0]
+         .replace("/releases/checkout/1.1.0/", "/releases/{service}/{version}/")
+         .replace("/releases/search-api/2.0.0/", "/releases/{service}/{version}/")
          .replace("{checkout}", "{rollout_id}").replace("{search-api}", "{rollout_id}")
          .replace("{page:payments}", "{page_id}").replace("{page:search}", "{page_id}")
          .replace("{token:victim}", "{token_id}")
@@ -363,6 +385,8 @@ def test_a_team_reads_only_its_own(world: World) -> None:
     everything = world.call("GET", "/v1/environments", "operator").json()["environments"]
     assert {i["service"] for e in everything for i in e["installed"]} == {"checkout", "search-api"}
     assert len(world.call("GET", "/v1/rollouts", "operator").json()["rollouts"]) == 2
+    matrix = world.call("GET", "/v1/fleet", "payments").json()["services"]
+    assert [row["service"] for row in matrix] == ["checkout"]
 
 
 def test_a_team_sees_operational_data_never_payload(world: World) -> None:
@@ -400,7 +424,9 @@ def test_submission_is_idempotent_and_a_digest_clash_is_409(world: World) -> Non
 
 def test_a_service_unknown_to_the_config_is_404(world: World) -> None:
     with transaction(world.url) as session:
-        _, secret = create_token(session, Scope.PIPELINE, datetime.now(UTC), ["ghost"])
+        _, secret = create_token(
+            session, Scope.PIPELINE, datetime.now(UTC), ["ghost"], actor=TESTER
+        )
     response = world.client.post(
         "/v1/releases",
         json={"service": "ghost", "version": "1.0.0"},

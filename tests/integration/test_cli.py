@@ -109,6 +109,22 @@ def test_a_broken_config_names_file_line_and_field(ready: Path, tmp_path: Path) 
     assert validated.returncode == 1 and "services[1]" in validated.stderr
 
 
+def test_validate_warns_about_unreachable_teams_and_digests(ready: Path, tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        "teams: [{name: payments}]\nstages: [{name: canary}]\n"
+        "environments:\n  - {name: vault-1, stage: canary, driver: {type: simulated}, "
+        "labels: {air_gapped: 'true'}}\n"
+        "services: [{name: checkout, team: payments}]\n"
+    )
+    validated = run(ready, "config", "validate", str(fleet))
+    assert validated.returncode == 0, validated.stderr
+    warnings = [line for line in validated.stderr.splitlines() if line.startswith("warning:")]
+    assert any("payments has no rotations" in w for w in warnings), validated.stderr
+    assert any("payments has no channels" in w for w in warnings), validated.stderr
+    assert any("without --digest is blocked" in w for w in warnings), validated.stderr
+
+
 def test_unknown_rollout_and_state(ready: Path) -> None:
     _one_line_error(run(ready, "show", "999"), "no rollout 999")
     _one_line_error(run(ready, "list", "--state", "sleepy"), "unknown state 'sleepy'")

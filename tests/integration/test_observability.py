@@ -35,6 +35,7 @@ from sqlalchemy import select
 
 from rollout.api import create_app
 from rollout.config import Fault, Fleet, load_fleet
+from rollout.domain.audit import Actor
 from rollout.drivers.simulated import simulated_fleet
 from rollout.engine.backends import Backends
 from rollout.engine.embedded import EmbeddedEngine
@@ -45,6 +46,8 @@ from rollout.store.models import Delivery, Installation, Rollout, Upgrade
 from rollout.store.tokens import Scope, create_token
 from tests.conftest import FIXTURES, Cluster, PageReceiver, fresh_database
 from tests.waiting import wait_for
+
+TESTER = Actor.local("tester")
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +71,7 @@ def _prepare(url: str, fleet: Fleet) -> str:
             Installation(environment=e, service=s, version=v, updated_at=now)
             for (e, s), v in pairs.items()
         )
-        _, secret = create_token(session, Scope.PIPELINE, now, [BAD[0]])
+        _, secret = create_token(session, Scope.PIPELINE, now, [BAD[0]], actor=TESTER)
     return secret
 
 

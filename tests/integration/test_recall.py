@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from rollout.config import Fault, Fleet
+from rollout.domain.audit import Actor
 from rollout.drivers.simulated import SimulatedFleet
 from rollout.engine.recall import recall
 from rollout.engine.runtime import Runtime
@@ -15,6 +16,8 @@ from rollout.store.database import transaction
 from rollout.store.models import Installation, Page, Release, Rollout, Upgrade
 from tests.conftest import Cluster
 from tests.waiting import wait_for
+
+TESTER = Actor.local("tester")
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +37,7 @@ def test_a_recalled_release_rolls_off_everywhere_and_stays_out(
         60,
         "9.0.0 everywhere",
     )
-    recalled = recall(runtime, "checkout", "9.0.0", "leaks memory")
+    recalled = recall(runtime, "checkout", "9.0.0", "leaks memory", actor=TESTER)
     assert recalled.changed and len(recalled.rolling_off) == 6
 
     wait_for(
@@ -59,7 +62,7 @@ def test_a_recalled_release_rolls_off_everywhere_and_stays_out(
     assert all(effects == 1 for _, effects in records.values())
     assert sum(key.endswith("-rollback") for key in records) == 6
 
-    assert not recall(runtime, "checkout", "9.0.0").changed
+    assert not recall(runtime, "checkout", "9.0.0", actor=TESTER).changed
     with pytest.raises(SubmitError, match="recalled"):
         submit(runtime, fleet, "checkout", "9.0.0")
 
@@ -74,7 +77,7 @@ def test_a_recall_halts_a_rollout_in_flight(
         30,
         "the canary to deploy",
     )
-    recall(runtime, "search-api", "9.1.0")
+    recall(runtime, "search-api", "9.1.0", actor=TESTER)
 
     def finished() -> Rollout | None:
         with transaction(cluster.database_url) as session:

@@ -4,6 +4,8 @@ recorded."""
 
 from __future__ import annotations
 
+import getpass
+
 import pytest
 from sqlalchemy import select
 
@@ -12,11 +14,12 @@ from rollout.drivers.simulated import SimulatedFleet
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import submit
 from rollout.store.database import transaction
-from rollout.store.models import Page, PageEvent
+from rollout.store.models import Event, Page, PageEvent
 from tests.conftest import Cluster, PageReceiver
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
+LOCAL = f"local:{getpass.getuser()}"
 
 
 def _first_page(cluster: Cluster, service: str) -> Page:
@@ -34,6 +37,14 @@ def _page(cluster: Cluster, page_id: int) -> Page:
         page = session.get(Page, page_id)
         assert page is not None
         return page
+
+
+def _answers(cluster: Cluster, page_id: int) -> list[tuple[str, str, str, str | None]]:
+    with transaction(cluster.database_url) as session:
+        rows = session.scalars(
+            select(Event).where(Event.subject == f"page {page_id}").order_by(Event.id)
+        )
+        return [(e.action, e.actor, e.message, e.reason) for e in rows]
 
 
 def _actions(receiver: PageReceiver, dedup_key: str) -> list[str]:
@@ -72,6 +83,11 @@ def test_acknowledge_then_resolve_reach_the_channel_and_stop_escalation(
     )
     late = cluster.rollout("ack", str(page.id))
     assert late.returncode == 1 and "already resolved" in late.stderr
+    # The audit trail: the two answers that changed the page, the repeat and the refusal not.
+    assert _answers(cluster, page.id) == [
+        ("acknowledge", LOCAL, f"page {page.id} acknowledged", None),
+        ("resolve", LOCAL, f"page {page.id} resolved", None),
+    ]
 
 
 def test_a_misrouted_page_goes_to_the_right_team_and_is_recorded(
@@ -118,6 +134,9 @@ def test_a_false_positive_is_resolved_with_its_reason(
             for e in session.scalars(select(PageEvent).where(PageEvent.page_id == page.id))
         ]
     assert notes[0][:2] == ("not_actionable", "probe flapped")
-    assert notes[0][2] is not None and notes[0][2].startswith("cli:")
+    assert notes[0][2] == LOCAL
+    assert _answers(cluster, page.id) == [
+        ("not-actionable", LOCAL, f"page {page.id} not actionable", "probe flapped")
+    ]
     assert _page(cluster, page.id).state == "resolved"
     assert cluster.rollout("ack", "999999").stderr.strip() == "error: no page 999999"

@@ -11,6 +11,7 @@ import yaml
 from sqlalchemy import select
 
 from rollout.config import Fault, Fleet, load_fleet
+from rollout.domain.audit import Actor
 from rollout.drivers.simulated import SimulatedFleet
 from rollout.engine import steering
 from rollout.engine.runtime import Runtime
@@ -19,6 +20,8 @@ from rollout.store.database import transaction
 from rollout.store.models import Installation, Page, Release, Rollout, Upgrade
 from tests.conftest import FIXTURES, Cluster
 from tests.waiting import wait_for
+
+TESTER = Actor.local("tester")
 
 pytestmark = pytest.mark.integration
 FINAL = {"succeeded", "failed", "superseded"}
@@ -79,7 +82,7 @@ def test_a_paused_rollout_starts_nothing_new_and_finishes_after_resume(
         30,
         "the canary to deploy",
     )
-    paused = steering.pause(runtime, rollout_id, "change freeze")
+    paused = steering.pause(runtime, rollout_id, "change freeze", actor=TESTER)
     assert paused.message == f"rollout {rollout_id} paused: paused by operator: change freeze"
     assert _upgrades(cluster, rollout_id)["canary-1"].state == "deploying", "paused in time"
     again = _ok(cluster.rollout("pause", str(rollout_id)))
@@ -123,7 +126,9 @@ def test_an_inconclusive_gate_pauses_and_resuming_passes_it(
 
     # The operator looked: the version is fine, and so is the fleet from now on.
     simulator.inject(Fault(service="checkout", version="7.1.0", error_rate=0.0))
-    resumed = steering.resume(runtime, rollout_id, "0.1 is expected during the migration")
+    resumed = steering.resume(
+        runtime, rollout_id, "0.1 is expected during the migration", actor=TESTER
+    )
     assert resumed.changed and "passed canary-1" in resumed.message
     assert _final(cluster, rollout_id).state == "succeeded"
     canary = _upgrades(cluster, rollout_id)["canary-1"]
@@ -198,11 +203,11 @@ def test_retry_after_a_failure_reaches_production(
         assert release is not None and (release.state, release.digest) == ("succeeded", digest)
 
     # Asking again answers with the retry; once a newer release exists, retrying is refused.
-    again = steering.retry(runtime, fleet, failed.rollout_id)
+    again = steering.retry(runtime, fleet, failed.rollout_id, actor=TESTER)
     assert (again.rollout_id, again.changed) == (retried.id, False)
     newer = submit(runtime, fleet, "search-api", "8.1.0")
     with pytest.raises(steering.SteeringRefused, match=f"rollout {newer.rollout_id} of"):
-        steering.retry(runtime, fleet, failed.rollout_id)
+        steering.retry(runtime, fleet, failed.rollout_id, actor=TESTER)
     _final(cluster, newer.rollout_id)
 
 
@@ -222,7 +227,7 @@ def test_promote_ends_a_long_soak_only_once_the_stage_passed(
         "the canary to deploy",
     )
     with pytest.raises(steering.SteeringRefused, match="canary has not passed: 0 of 1 env"):
-        steering.promote(runtime, rollout_id)
+        steering.promote(runtime, rollout_id, actor=TESTER)
 
     wait_for(
         lambda: _rollout(cluster, rollout_id).stage_passed_at is not None,

@@ -362,3 +362,40 @@ def test_a_delivery_stores_its_channel_as_rows_did_before_it_was_typed(tmp_path:
         "timeout_s": 30.0,
         "_recipient": "Ada",
     }
+
+
+def test_downgrading_the_audit_trail_leaves_older_code_no_state_it_does_not_know(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'rollout.db'}"
+    command.upgrade(alembic_config(url), "0012")
+    _two_rollouts_of_one_service(url, first="superseding")
+    migrate(url)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with engine_for(url).begin() as db:
+        for n, state in ((1, "skipped"), (2, "succeeded")):
+            db.execute(
+                text(
+                    "INSERT INTO upgrades (id, rollout_id, service, environment, stage_index,"
+                    " stage, to_version, driver, state, claim, created_at)"
+                    " VALUES (:n, 2, 'checkout', :env, 0, 'production', '2.0.2',"
+                    ' \'{"type": "simulated"}\', :state, 0, :now)'
+                ),
+                {"n": n, "env": f"prod-{n}", "state": state, "now": now},
+            )
+        db.execute(
+            text(
+                "INSERT INTO events (at, actor, action, rollout_id, message)"
+                " VALUES (:now, 'local:alice', 'skip', 2, 'rollout 2: prod-1 skipped: x')"
+            ),
+            {"now": now},
+        )
+    command.downgrade(alembic_config(url), "0013")
+    with engine_for(url).begin() as db:
+        states = db.execute(text("SELECT state FROM upgrades ORDER BY id")).scalars().all()
+        tables = db.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'")).all()
+    engine_for(url).dispose()
+    assert states == ["cancelled", "succeeded"]
+    assert ("events",) not in tables
+    migrate(url)
+    assert _drift(url) == []

@@ -639,12 +639,37 @@ def test_windows_that_never_overlap_are_a_warning(tmp_path: Path) -> None:
         + f"    windows: {morning}\n"
     )
     fleet = load_fleet(write(tmp_path, text))
-    assert fleet.warnings() == [
+    assert _beyond_teams(fleet.warnings()) == [
         "services[0].windows: never overlap the windows of environment prod-1; checkout would "
         "never upgrade there"
     ]
     overlapping = text.replace('end: "08:00"', 'end: "18:30"')
-    assert load_fleet(write(tmp_path, overlapping)).warnings() == []
+    assert _beyond_teams(load_fleet(write(tmp_path, overlapping)).warnings()) == []
+
+
+def _beyond_teams(warnings: list[str]) -> list[str]:
+    """BASE's team has neither rotations nor channels; the warnings besides those two."""
+    return [w for w in warnings if not w.startswith("teams[")]
+
+
+def test_a_team_without_rotations_or_channels_is_a_warning(tmp_path: Path) -> None:
+    bare = load_fleet(write(tmp_path, BASE)).warnings()
+    assert bare == [
+        "teams[0]: payments has no rotations: its pages go to the whole team, no one person "
+        "is on call",
+        "teams[0]: payments has no channels: its pages are recorded but reach no one",
+    ]
+    reachable = BASE.replace(
+        "  - name: payments\n",
+        "  - name: payments\n"
+        "    members: [{name: A, timezone: UTC}, {name: B, timezone: UTC},\n"
+        "              {name: C, timezone: UTC}]\n"
+        "    rotations:\n"
+        "      primary: {members: [A, B, C], shift: 7d, start: 2026-01-05, timezone: UTC}\n"
+        "      secondary: {members: [B, C, A], shift: 7d, start: 2026-01-05, timezone: UTC}\n"
+        "    channels: [{type: webhook, url: {env: PAGE_HOOK}}]\n",
+    )
+    assert load_fleet(write(tmp_path, reachable)).warnings() == []
 
 
 def test_waits_longer_than_the_lease_are_a_warning(tmp_path: Path) -> None:

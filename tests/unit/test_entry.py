@@ -210,17 +210,25 @@ def test_artifacts_at_fleet_and_service_level(tmp_path: Path) -> None:
     ledger = fleet.artifacts_for(fleet.service("ledger"))
     assert ledger is not None and ledger.path == "/srv/artifacts/{service}/{version}.tar"
     assert ledger.scanner is not None and ledger.scanner.timeout == timedelta(minutes=2)
-    assert fleet.warnings() == []
+    # Both have artifacts: nothing about unverified entry, only that releases need a digest.
+    assert [w for w in fleet.warnings() if not w.startswith("teams[")] == [
+        "services[0]: checkout deploys into air-gapped vault-1: a release of it without "
+        "--digest is blocked there",
+        "services[1]: ledger deploys into air-gapped vault-1: a release of it without "
+        "--digest is blocked there",
+    ]
 
 
 def test_an_air_gapped_environment_without_artifacts_is_warned_about(tmp_path: Path) -> None:
     fleet = load_fleet(_write(tmp_path, BASE))
-    assert fleet.warnings() == [
+    assert [w for w in fleet.warnings() if w.startswith("environments[")] == [
         "environments[0]: vault-1 is air-gapped, but no `artifacts` location is set for "
         "checkout: what enters it is not verified"
     ]
     many = BASE + "".join(f"  - {{name: s{i}, team: payments}}\n" for i in range(4))
-    [warning] = load_fleet(_write(tmp_path, many)).warnings()
+    [warning] = [
+        w for w in load_fleet(_write(tmp_path, many)).warnings() if w.startswith("environments[")
+    ]
     assert "set for checkout, s0, s1 and 2 more:" in warning
 
 
@@ -252,3 +260,21 @@ def test_artifacts_mistakes_name_file_line_path_and_field(
     assert problem.file == str(file) and problem.line == 13
     assert problem.path == path
     assert message in problem.message
+
+
+def test_a_service_in_an_air_gapped_environment_needs_digests(tmp_path: Path) -> None:
+    # Issue 15: a release without --digest was only found blocked once it reached vault-1.
+    text = BASE.replace(
+        "services:\n",
+        "  - name: vault-2\n    stage: canary\n    driver: {type: simulated}\n"
+        "    labels: {air_gapped: true}\n"
+        "  - name: open-1\n    stage: canary\n    driver: {type: simulated}\n"
+        "    labels: {tier: open}\n"
+        "services:\n",
+    )
+    text += "  - name: web\n    team: payments\n    environments: {labels: {tier: open}}\n"
+    warnings = load_fleet(_write(tmp_path, text)).warnings()
+    assert [w for w in warnings if w.startswith("services[")] == [
+        "services[0]: checkout deploys into air-gapped vault-1, vault-2: a release of it "
+        "without --digest is blocked there"
+    ]

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollout.cli.hygiene import parse_window
 from rollout.domain.hygiene import (
     ACKNOWLEDGED,
     MISROUTED,
@@ -22,6 +21,7 @@ from rollout.domain.hygiene import (
     PageFact,
     report,
 )
+from rollout.durations import parse_window
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

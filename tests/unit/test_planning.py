@@ -190,3 +190,21 @@ def test_planner_never_oversteps(stages: list[StagePlan], data: st.DataObject) -
         members = [u for u in upgrades if u.stage_index == skipped]
         passed = sum(u.state is S for u in members)
         assert passed >= stages[skipped].required(len(members)), "promoted only when passed"
+
+
+def test_a_skipped_environment_is_left_out_of_its_stages_count() -> None:
+    skipped = UpgradeState.SKIPPED
+    # canary (100%): one passed, one skipped: the stage passed, its soak starts now.
+    decided = _plan(_upgrades([S, skipped], [P], [P]))
+    assert decided.stage_passed_at == NOW and decided.stage_index == 0
+    # Without the skip the same stage waits for its second environment.
+    waiting = _plan(_upgrades([S, P], [P], [P]))
+    assert waiting.stage_passed_at is None
+    assert waiting.holds[3].text == "waiting for stage canary: 1 of 2 environments passed"
+
+
+def test_a_stage_of_skipped_environments_only_passes_at_once() -> None:
+    skipped = UpgradeState.SKIPPED
+    soaked = NOW - timedelta(minutes=1)
+    decided = _plan(_upgrades([S], [skipped, skipped], [P]), stage=0, passed_at=soaked)
+    assert decided.stage_index == 2 and decided.start == [4]

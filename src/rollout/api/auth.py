@@ -7,6 +7,7 @@ from collections.abc import Callable
 from fastapi import HTTPException, Request
 
 from rollout.api.context import context
+from rollout.domain.audit import Actor
 from rollout.store.database import reading
 from rollout.store.tokens import Scope, TokenInfo, find_token
 
@@ -62,6 +63,22 @@ def visible_team(token: TokenInfo, asked: str | None) -> str | None:
     return token.team
 
 
+def actor_of(token: TokenInfo) -> Actor:
+    """Who the audit trail says acted: the token, by id and note (never its secret)."""
+    return Actor.token(token.id, token.note)
+
+
 def check_team(token: TokenInfo, owner: str, what: str) -> None:
     if token.scope is Scope.TEAM and owner != token.team:
         raise forbidden(f"{what} belongs to team {owner}; this token is team {token.team}'s")
+
+
+def check_rollout_reader(token: TokenInfo, team: str, service: str, what: str) -> None:
+    """A pipeline reads the rollouts of its own services (it waits on what it submitted); a
+    team its team's; an operator and an admin every one."""
+    if token.scope is Scope.PIPELINE and service not in token.services:
+        raise forbidden(
+            f"{what} is of service {service}; this token may read only "
+            f"{', '.join(token.services)}'s rollouts"
+        )
+    check_team(token, team, what)

@@ -25,3 +25,5 @@ Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN, max_length=63)]
 NameQuery = Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=63)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
+# A rollout's own reads: a pipeline token too, for its own services' rollouts.
+RolloutReader = Annotated[TokenInfo, Depends(allow(*READERS, Scope.PIPELINE))]

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from rollout.api.history import rollout_actions
 from rollout.api.schemas import (
     DeliveryView,
     EnvironmentView,
@@ -22,15 +23,20 @@ from rollout.api.schemas import (
     PageView,
     ReleaseView,
     RolloutDetailView,
+    RolloutGate,
     RolloutSummary,
     ServicePlacement,
     ServiceView,
     StageView,
     UpgradeView,
 )
+from rollout.api.schemas.history import EventView
 from rollout.config import Fleet
+from rollout.domain.gates import reading
 from rollout.domain.hygiene import EventFact, PageFact, Tally, report
 from rollout.domain.pages import PageState
+from rollout.domain.states import RolloutState
+from rollout.plan.models import GateSpec, HttpGateSpec, PrometheusGateSpec
 from rollout.store.models import (
     Delivery,
     Installation,
@@ -94,6 +100,8 @@ def list_rollouts(
                 done=by_state.get("succeeded", 0),
                 total=sum(by_state.values()),
                 reason=r.reason,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
             )
         )
     return rows
@@ -103,10 +111,13 @@ def _gates(measured: dict[str, list[Measurement]]) -> list[GateView]:
     views = []
     for gate, rows in measured.items():
         last = rows[-1]
+        metric, number = reading(last.value)
         views.append(
             GateView(
                 name=gate,
-                value=last.value,
+                metric=metric,
+                value=number,
+                observed=last.value,
                 condition=last.condition,
                 outcome=last.outcome,
                 taken=len(rows),
@@ -152,7 +163,9 @@ def page_views(session: Session, pages: list[Page]) -> list[PageView]:
     return [page_view(p, deliveries[p.id]) for p in pages]
 
 
-def detail_view(detail: RolloutDetail, pages: list[PageView]) -> RolloutDetailView:
+def detail_view(
+    detail: RolloutDetail, pages: list[PageView], actions: list[EventView] | None = None
+) -> RolloutDetailView:
     r, release = detail.rollout, detail.release
     return RolloutDetailView(
         id=r.id,
@@ -184,6 +197,7 @@ def detail_view(detail: RolloutDetail, pages: list[PageView]) -> RolloutDetailVi
                 to_version=u.to_version,
                 reason=u.reason,
                 hold_reason=u.hold_reason,
+                hold_kind=u.hold_kind,
                 gates=_gates(detail.measurements.get(u.id, {})),
             )
             for u in detail.upgrades
@@ -192,12 +206,45 @@ def detail_view(detail: RolloutDetail, pages: list[PageView]) -> RolloutDetailVi
         created_at=r.created_at,
         updated_at=r.updated_at,
         finished_at=r.finished_at,
+        gates=[_rollout_gate(g) for g in r.plan.gates],
+        soak_ends_at=_soak_ends_at(r),
+        actions=actions or [],
     )
+
+
+def _rollout_gate(gate: GateSpec) -> RolloutGate:
+    """A gate of the plan as people read it: its PromQL query and conditions. URLs stay in
+    the engine's rows (they name hosts, and may carry credentials)."""
+    if isinstance(gate, PrometheusGateSpec | HttpGateSpec):
+        return RolloutGate(
+            name=gate.name,
+            type=gate.type,
+            query=gate.query if isinstance(gate, PrometheusGateSpec) else None,
+            success_condition=gate.success_condition,
+            failure_condition=gate.failure_condition,
+        )
+    return RolloutGate(
+        name=gate.name, type=gate.type, query=None, success_condition=None, failure_condition=None
+    )
+
+
+def _soak_ends_at(rollout: Rollout) -> datetime | None:
+    """When the current stage's soak ends, while it soaks (it passed, the next waits)."""
+    stages = rollout.plan.stages
+    if rollout.stage_passed_at is None or rollout.stage_index >= len(stages):
+        return None
+    if RolloutState(rollout.state).final:
+        return None
+    return rollout.stage_passed_at + stages[rollout.stage_index].soak
 
 
 def show_rollout(session: Session, rollout_id: int) -> RolloutDetailView | None:
     detail = rollout_detail(session, rollout_id)
-    return None if detail is None else detail_view(detail, page_views(session, detail.pages))
+    if detail is None:
+        return None
+    return detail_view(
+        detail, page_views(session, detail.pages), rollout_actions(session, rollout_id)
+    )
 
 
 def rollout_team(session: Session, rollout_id: int) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rollout.api.schemas import (
     AssignmentOut,
@@ -55,7 +55,8 @@ def freeze_out(view: FreezeView) -> FreezeOut:
 def oncall_out(team: str, on_call: OnCall, at: datetime) -> OnCallOut:
     return OnCallOut(
         team=team,
-        at=at,
+        # Served in UTC as every other time, whatever offset the question was asked in.
+        at=at.astimezone(UTC),
         primary=assignment_out(on_call.primary),
         secondary=assignment_out(on_call.secondary),
     )

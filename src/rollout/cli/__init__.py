@@ -8,11 +8,15 @@ from typing import Any
 from rollout.cli import setting_up, tokens  # noqa: F401  (they register their sub-commands)
 from rollout.cli.agent import agent
 from rollout.cli.entry import app, main
+from rollout.cli.escapes import skip
+from rollout.cli.fleet import fleet
 from rollout.cli.freezes import freeze, freezes, unfreeze
+from rollout.cli.history import history
 from rollout.cli.hygiene import hygiene
 from rollout.cli.paging import ack, misrouted, not_actionable, oncall, override, pages, resolve
 from rollout.cli.processes import api, demo, ticker, worker
 from rollout.cli.rollouts import abort, list_, pause, promote, recall, resume, retry, show, submit
+from rollout.cli.status import status
 
 # `rollout --help` lists the commands in these panels, in this order.
 PANELS: dict[str, list[tuple[str, Callable[..., Any]]]] = {
@@ -20,12 +24,16 @@ PANELS: dict[str, list[tuple[str, Callable[..., Any]]]] = {
         ("submit", submit),
         ("list", list_),
         ("show", show),
+        ("status", status),
         ("pause", pause),
         ("resume", resume),
         ("abort", abort),
         ("retry", retry),
         ("promote", promote),
         ("recall", recall),
+        ("fleet", fleet),
+        ("skip", skip),
+        ("history", history),
     ],
     "Freezes": [("freeze", freeze), ("unfreeze", unfreeze), ("freezes", freezes)],
     "Paging": [

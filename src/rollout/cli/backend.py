@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from rollout.api.schemas import (
@@ -22,6 +22,9 @@ from rollout.api.schemas import (
     TokenView,
     UnfrozenOut,
 )
+from rollout.api.schemas.fleet import FleetView
+from rollout.api.schemas.history import EventList
+from rollout.api.schemas.status import RolloutStatus
 from rollout.config import Fleet
 
 Steering = Literal["pause", "resume", "abort", "retry", "promote"]
@@ -30,6 +33,14 @@ PageResponse = Literal["acknowledge", "resolve", "misrouted", "not_actionable"]
 
 class BackendError(Exception):
     """A refusal in one line: the engine's, or the API's with its HTTP status."""
+
+
+class NotFound(BackendError):
+    """No such rollout or release (HTTP 404): `rollout status` exits 4 for it."""
+
+
+# A rollout by its id, or a release by service and version (its newest rollout).
+RolloutRef = int | tuple[str, str]
 
 
 class Backend(Protocol):
@@ -92,6 +103,32 @@ class Backend(Protocol):
     def revoke_token(self, token_id: int) -> TokenView: ...
 
     def tokens(self) -> list[TokenView]: ...
+
+    def rollout_status(
+        self, rollout: RolloutRef, within: timedelta, wait: timedelta
+    ) -> RolloutStatus:
+        """The status judged for a caller prepared to wait `within`; with `wait`, answered
+        as soon as the verdict is settled or when the wait ends (the API: at most 60s)."""
+        ...
+
+    def rollout_changes(self, rollout_id: int, within: timedelta) -> Iterator[RolloutStatus | None]:
+        """The status at once, then each change until the rollout is final; None between
+        changes, every few seconds at most, so a caller may look at its clock."""
+        ...
+
+    def fleet(
+        self,
+        *,
+        service: str | None,
+        stage: str | None,
+        environment: str | None,
+        team: str | None,
+    ) -> FleetView: ...
+    def history(self, service: str | None, rollout_id: int | None, since: str) -> EventList: ...
+
+    def force_promote(self, rollout_id: int, reason: str) -> SteeredOut: ...
+
+    def skip(self, rollout_id: int, environment: str, reason: str) -> SteeredOut: ...
 
 
 def choose_backend(database_url: Callable[[], str], fleet: Callable[[], Fleet]) -> Backend:

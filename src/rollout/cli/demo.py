@@ -25,6 +25,7 @@ from rollout.api.reads import hygiene_report
 from rollout.cli.entry import fleet_or_exit
 from rollout.cli.hygiene import print_report, report_json
 from rollout.config import Fleet
+from rollout.domain.audit import Actor
 from rollout.domain.pages import PageState
 from rollout.drivers.simulated import SimulatedFleet, simulated_fleet
 from rollout.engine.backends import Backends
@@ -160,7 +161,9 @@ def _answer_pages(database_url: str) -> None:
     """The simulated on-call acknowledges each page once it arrived, as a person would."""
     with transaction(database_url) as session:
         for page in session.scalars(select(Page).where(Page.state == PageState.OPEN)):
-            respond(session, page, Response.ACKNOWLEDGE, datetime.now(UTC), actor="demo: on-call")
+            respond(
+                session, page, Response.ACKNOWLEDGE, datetime.now(UTC), actor=Actor("demo: on-call")
+            )
 
 
 def _pending_deliveries(database_url: str) -> int:

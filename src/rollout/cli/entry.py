@@ -25,7 +25,7 @@ app = typer.Typer(
     help="A continuous-upgrade rollout orchestrator.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 config_app = typer.Typer(help="The fleet config.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -36,6 +36,34 @@ app.add_typer(token_app, name="token")
 
 out = Console()
 err = Console(stderr=True)
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        print(f"rollout {version('rollout')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    utc: Annotated[
+        bool,
+        typer.Option("--utc", help="tables show times in UTC; a time without a zone is UTC"),
+    ] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """A continuous-upgrade rollout orchestrator."""
+    if utc:
+        from rollout.cli.zone import force_utc
+
+        force_utc()
 
 
 class UserError(Exception):

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rollout.api.schemas import FreezeList, FreezeOut
-from rollout.cli.output import Format, OutputOption, emit
+from rollout.cli.output import Format, OutputOption, emit, snug
 
 Target = Annotated[str, typer.Argument(help="an environment or a service", metavar="ENV|SERVICE")]
 Kind = Annotated[
@@ -30,7 +30,8 @@ def _kind(kind: str | None) -> str | None:
 def freeze(
     target: Target,
     until: Annotated[
-        str, typer.Option(help="an ISO time (UTC without a zone) or a duration: 2h, 90m, 1d")
+        str,
+        typer.Option(help="ISO 8601 (without a zone: yours) or a duration from now: 2h, 90m, 1d"),
     ],
     reason: Annotated[str, typer.Option(help="why; shown with every upgrade it holds")],
     kind: Kind = None,
@@ -38,10 +39,12 @@ def freeze(
 ) -> None:
     """Freeze an environment or a service: no new upgrade starts there until the time."""
     from rollout.cli.entry import out, pick_backend, refusals
+    from rollout.cli.zone import read_time
 
     kind = _kind(kind)
+    ends = read_time("--until", until)
     with refusals():
-        done = pick_backend(config).freeze(target, until, reason, kind)
+        done = pick_backend(config).freeze(target, ends.isoformat(), reason, kind)
     out.print(done.message, highlight=False, soft_wrap=True)
 
 
@@ -56,7 +59,7 @@ def unfreeze(target: Target, kind: Kind = None) -> None:
 
 
 def freezes(output: OutputOption = Format.TABLE) -> None:
-    """The freezes in force, the soonest to end first (times in your zone)."""
+    """The freezes in force, the soonest to end first (times in your zone, or --utc)."""
     from rollout.cli.entry import pick_backend, refusals
 
     with refusals():
@@ -67,9 +70,16 @@ def freezes(output: OutputOption = Format.TABLE) -> None:
 def _freezes_table(rows: list[FreezeOut]) -> Table | Text:
     if not rows:
         return Text("nothing is frozen")
+    from rollout.cli.zone import shown
+
+    # Kinds and times never break; the target and the reason give way, the reason wrapping
+    # between words; a word that still does not fit ends in an ellipsis, never folds.
+    untils = [shown(f.until, seconds=True) for f in rows]
     table = Table(title="Freezes", title_justify="left")
-    for column in ("kind", "target", "until", "reason"):
-        table.add_column(column)
-    for f in rows:
-        table.add_row(f.kind, f.target, f"{f.until.astimezone():%Y-%m-%d %H:%M:%S %Z}", f.reason)
+    table.add_column("kind", width=snug("kind", [f.kind for f in rows]))
+    table.add_column("target", overflow="ellipsis")
+    table.add_column("until", width=snug("until", untils))
+    table.add_column("reason", overflow="ellipsis")
+    for f, until in zip(rows, untils, strict=True):
+        table.add_row(f.kind, f.target, until, f.reason)
     return table

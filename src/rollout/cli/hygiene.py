@@ -12,8 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from rollout.api.schemas import HygieneGate, HygieneOut, HygieneTeam
-from rollout.cli.output import Format, OutputOption, emit
-from rollout.durations import format_duration, parse_window
+from rollout.cli.output import Format, OutputOption, emit, snug
+from rollout.durations import format_duration
 from rollout.json_types import JsonObject
 
 
@@ -56,25 +56,34 @@ def print_report(result: HygieneOut) -> None:
     out.print(report_tables(result))
 
 
+def _tally_table(title: str, name: str, rows: list[tuple[str, ...]], *last: str) -> Table:
+    """A name column that gives way (an ellipsis, never a fold mid-word), then the tallies,
+    each as wide as its values, their headers wrapping between words."""
+    table = Table(title=title, title_justify="left")
+    table.add_column(name, overflow="ellipsis")
+    for index, column in enumerate((*TALLY_COLUMNS, *last), start=1):
+        table.add_column(column, width=snug(column, [row[index] for row in rows]))
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def report_tables(result: HygieneOut) -> Group:
     """The report for people: a header, a table of teams and one of gates, then findings."""
+    from rollout.cli.zone import shown
+
     parts: list[RenderableType] = [
-        Text(f"Paging hygiene, {result.since:%Y-%m-%d %H:%M} to {result.until:%Y-%m-%d %H:%M} UTC")
+        Text(f"Paging hygiene, {shown(result.since)} to {shown(result.until)}")
     ]
-    teams = Table(title="Teams", title_justify="left")
-    for column in ("team", *TALLY_COLUMNS, "night budget"):
-        teams.add_column(column, overflow="fold")
-    for t in result.teams:
-        teams.add_row(t.team, *_tally_cells(t), f"{t.night_budget:.3g}")
-    parts.append(teams)
-    gates = Table(title="Gates", title_justify="left")
-    for column in ("gate", *TALLY_COLUMNS):
-        gates.add_column(column, overflow="fold")
-    for g in result.gates:
-        gates.add_row(f"{g.service}/{g.gate}", *_tally_cells(g))
-    parts.append(gates)
+    teams = [(t.team, *_tally_cells(t), f"{t.night_budget:.3g}") for t in result.teams]
+    parts.append(_tally_table("Teams", "team", teams, "night budget"))
+    gates = [(f"{g.service}/{g.gate}", *_tally_cells(g)) for g in result.gates]
+    parts.append(_tally_table("Gates", "gate", gates))
     parts.append(Text("Findings"))
-    parts.extend(Text(f"  {finding.kind}: {finding.message}") for finding in result.findings)
+    parts.extend(
+        Text(f"  {finding.kind}: {finding.message}", overflow="ellipsis")
+        for finding in result.findings
+    )
     if not result.findings:
         parts.append(Text("  none"))
     parts.extend(Text(f"note: {note}") for note in result.notes)
@@ -82,7 +91,9 @@ def report_tables(result: HygieneOut) -> Group:
 
 
 def hygiene(
-    since: Annotated[str, typer.Option(help="how far back to look: e.g. 30d, 12h, 2w")] = "30d",
+    since: Annotated[
+        str, typer.Option(help="how far back to look: 30d, 12h, 2w, or a time (ISO 8601)")
+    ] = "30d",
     team: Annotated[str | None, typer.Option(help="only this team's pages")] = None,
     output: OutputOption = Format.TABLE,
     as_json: Annotated[bool, typer.Option("--json", help="the same as -o json")] = False,
@@ -92,12 +103,10 @@ def hygiene(
     ] = 2.0,
 ) -> None:
     """Per team and gate: pages, night pages, time to acknowledge, misroutes, false positives."""
-    from rollout.cli.entry import fail, pick_backend, refusals
+    from rollout.cli.entry import pick_backend, refusals
+    from rollout.cli.zone import read_since, window_text
 
-    try:
-        parse_window(since)
-    except ValueError as error:
-        raise fail(f"--since: {error}") from None
+    window = read_since("--since", since)
     with refusals():
-        result = pick_backend(config).hygiene(since, team, night_budget)
+        result = pick_backend(config).hygiene(window_text(since, window), team, night_budget)
     emit(result, Format.JSON if as_json else output, lambda wide: report_tables(result))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import getpass
-import socket
-from collections.abc import Callable
-from datetime import UTC, datetime
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -26,13 +27,28 @@ from rollout.api.schemas import (
     TokenView,
     UnfrozenOut,
 )
-from rollout.cli.backend import BackendError, PageResponse, Steering
+from rollout.api.schemas.fleet import FleetView
+from rollout.api.schemas.history import EventList
+from rollout.api.schemas.status import RolloutStatus
+from rollout.cli.backend import BackendError, NotFound, PageResponse, RolloutRef, Steering
 from rollout.config import Fleet, Team
+from rollout.domain.audit import Actor
 from rollout.quoting import quoted
 from rollout.store.database import reading, transaction
 
 if TYPE_CHECKING:
     from rollout.engine.runtime import Runtime
+
+# How often a waiting command reads the database again: a rollout moves in seconds.
+POLL_SECONDS = 1.0
+
+
+def local_actor() -> Actor:
+    """Who acts in local mode, for the audit trail: the user of the operating system."""
+    try:
+        return Actor.local(getpass.getuser())
+    except (OSError, KeyError):  # no login name and no passwd entry (a bare container)
+        return Actor.local(f"uid {os.getuid()}")
 
 
 class LocalBackend:
@@ -101,12 +117,12 @@ class LocalBackend:
         runtime = self._runtime()
         try:
             if action == "retry":
-                done = steering.retry(runtime, self._fleet(), rollout_id)
+                done = steering.retry(runtime, self._fleet(), rollout_id, actor=local_actor())
             elif action == "promote":
-                done = steering.promote(runtime, rollout_id)
+                done = steering.promote(runtime, rollout_id, reason, actor=local_actor())
             else:
                 act = {"pause": steering.pause, "resume": steering.resume, "abort": steering.abort}
-                done = act[action](runtime, rollout_id, reason)
+                done = act[action](runtime, rollout_id, reason, actor=local_actor())
         except (steering.NoSuchRollout, steering.SteeringRefused) as error:
             raise BackendError(str(error)) from None
         return views.steered_out(done)
@@ -115,7 +131,8 @@ class LocalBackend:
         from rollout.engine.recall import NoSuchRelease, recall
 
         try:
-            return views.recalled_out(recall(self._runtime(), service, version, reason))
+            done = recall(self._runtime(), service, version, reason, actor=local_actor())
+            return views.recalled_out(done)
         except NoSuchRelease as error:
             raise BackendError(str(error)) from None
 
@@ -124,14 +141,15 @@ class LocalBackend:
 
         fleet = self._fleet()
         try:
-            return views.freeze_out(freeze(self._runtime(), fleet, target, until, reason, kind))
+            done = freeze(self._runtime(), fleet, target, until, reason, kind, actor=local_actor())
+            return views.freeze_out(done)
         except FreezeRefused as error:
             raise BackendError(str(error)) from None
 
     def unfreeze(self, target: str, kind: str | None) -> UnfrozenOut:
         from rollout.engine.freezes import unfreeze
 
-        done = unfreeze(self._runtime(), target, kind)
+        done = unfreeze(self._runtime(), target, kind, actor=local_actor())
         return UnfrozenOut(changed=done.changed, message=done.message)
 
     def freezes(self) -> list[FreezeOut]:
@@ -168,7 +186,15 @@ class LocalBackend:
         try:
             with transaction(self._url()) as session:
                 row = add_override(
-                    session, spec, member, starts, ends, datetime.now(UTC), role, replaces
+                    session,
+                    spec,
+                    member,
+                    starts,
+                    ends,
+                    datetime.now(UTC),
+                    role,
+                    replaces,
+                    actor=local_actor(),
                 )
                 return views.override_out(row)
         except OverrideRefused as error:
@@ -191,7 +217,7 @@ class LocalBackend:
                 to_paging = paging_spec(self._fleet().team(to_team))
             except KeyError:
                 raise BackendError(f"unknown team {quoted(to_team)}") from None
-        actor = f"cli:{getpass.getuser()}@{socket.gethostname()}"
+        actor = local_actor()
         with transaction(self._url()) as session:
             page = session.get(Page, page_id)
             if page is None:
@@ -241,7 +267,14 @@ class LocalBackend:
         try:
             with transaction(self._url()) as session:
                 info, secret = create_token(
-                    session, Scope(scope), datetime.now(UTC), services, team, note, environments
+                    session,
+                    Scope(scope),
+                    datetime.now(UTC),
+                    services,
+                    team,
+                    note,
+                    environments,
+                    actor=local_actor(),
                 )
         except TokenError as error:
             raise BackendError(str(error)) from None
@@ -251,7 +284,7 @@ class LocalBackend:
         from rollout.store.tokens import revoke_token
 
         with transaction(self._url()) as session:
-            info = revoke_token(session, token_id, datetime.now(UTC))
+            info = revoke_token(session, token_id, datetime.now(UTC), actor=local_actor())
         if info is None:
             raise BackendError(f"no token {token_id}")
         return views.token_view(info)
@@ -261,3 +294,97 @@ class LocalBackend:
 
         with reading(self._url()) as session:
             return [views.token_view(t) for t in list_tokens(session)]
+
+    def _status(self, rollout: RolloutRef, deadline: datetime) -> RolloutStatus:
+        from rollout.api.status import release_rollout, rollout_status
+
+        with reading(self._url()) as session:
+            if isinstance(rollout, int):
+                rollout_id: int | None = rollout
+            else:
+                rollout_id = release_rollout(session, *rollout)
+            found = None
+            if rollout_id is not None:
+                found = rollout_status(session, rollout_id, datetime.now(UTC), deadline)
+        if found is None:
+            what = rollout if isinstance(rollout, int) else "of " + " ".join(rollout)
+            raise NotFound(f"no rollout {what}")
+        return found
+
+    def rollout_status(
+        self, rollout: RolloutRef, within: timedelta, wait: timedelta
+    ) -> RolloutStatus:
+        deadline = datetime.now(UTC) + within
+        until = time.monotonic() + wait.total_seconds()
+        status = self._status(rollout, deadline)
+        while not status.verdict.settled and time.monotonic() < until:
+            time.sleep(min(POLL_SECONDS, max(until - time.monotonic(), 0)))
+            status = self._status(status.id, deadline)
+        return status
+
+    def rollout_changes(self, rollout_id: int, within: timedelta) -> Iterator[RolloutStatus | None]:
+        deadline = datetime.now(UTC) + within
+        sent = None
+        while True:
+            status = self._status(rollout_id, deadline)
+            yield None if status == sent else status
+            if status.final:
+                return
+            sent = status
+            time.sleep(POLL_SECONDS)
+
+    def fleet(
+        self,
+        *,
+        service: str | None,
+        stage: str | None,
+        environment: str | None,
+        team: str | None,
+    ) -> FleetView:
+        from rollout.api.fleet_read import UnknownFilter, fleet_view
+
+        fleet = self._fleet()
+        try:
+            with reading(self._url()) as session:
+                return fleet_view(
+                    session, fleet, service=service, stage=stage, environment=environment, team=team
+                )
+        except UnknownFilter as error:
+            raise BackendError(str(error)) from None
+
+    def history(self, service: str | None, rollout_id: int | None, since: str) -> EventList:
+        from rollout.api.history import timeline
+        from rollout.durations import parse_window
+
+        try:
+            window = parse_window(since)
+        except ValueError as error:
+            raise BackendError(f"since: {error}") from None
+        with reading(self._url()) as session:
+            if rollout_id is not None and reads.rollout_team(session, rollout_id) is None:
+                raise BackendError(f"no rollout {rollout_id}")
+            since_at = datetime.now(UTC) - window
+            found = timeline(session, since=since_at, service=service, rollout_id=rollout_id)
+        return EventList(events=found)
+
+    def force_promote(self, rollout_id: int, reason: str) -> SteeredOut:
+        from rollout.engine import steering
+
+        try:
+            done = steering.promote(
+                self._runtime(), rollout_id, reason, actor=local_actor(), force=True
+            )
+        except (steering.NoSuchRollout, steering.SteeringRefused) as error:
+            raise BackendError(str(error)) from None
+        return views.steered_out(done)
+
+    def skip(self, rollout_id: int, environment: str, reason: str) -> SteeredOut:
+        from rollout.engine import steering
+
+        try:
+            done = steering.skip(
+                self._runtime(), rollout_id, environment, reason, actor=local_actor()
+            )
+        except (steering.NoSuchRollout, steering.NotInRollout, steering.SteeringRefused) as error:
+            raise BackendError(str(error)) from None
+        return views.steered_out(done)

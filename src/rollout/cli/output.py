@@ -4,7 +4,7 @@ response model for the same thing as JSON or YAML, so a script reads what the AP
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Annotated
 
@@ -44,3 +44,10 @@ def emit(model: BaseModel, fmt: Format, table: Callable[[bool], RenderableType])
         )
     else:
         out.print(table(fmt is Format.WIDE))
+
+
+def snug(header: str, cells: Iterable[str]) -> int:
+    """The width of a column of short values (counts, times): its widest value, or its
+    header's widest word, so the header wraps between words and no value is ever cut; the
+    name columns beside it give way instead (an ellipsis, never a fold mid-word)."""
+    return max([len(word) for word in header.split()] + [len(cell) for cell in cells])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,30 +19,30 @@ if TYPE_CHECKING:
 def oncall(
     team: Annotated[str, typer.Argument(help="the team")],
     at: Annotated[
-        datetime | None, typer.Option(help="the instant to ask about (default: now); ISO 8601")
-    ] = None,
+        str,
+        typer.Option(help="the instant to ask about: ISO 8601 (without a zone: yours), 2h, now"),
+    ] = "now",
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
     output: OutputOption = Format.TABLE,
 ) -> None:
     """Who is primary and secondary on call for a team at an instant, and why."""
-    from rollout.cli.entry import fail, pick_backend, refusals
+    from rollout.cli.entry import pick_backend, refusals
+    from rollout.cli.zone import read_time, shown
 
-    # Shown in the reader's zone; a time typed without a zone is the reader's too.
-    try:
-        when = (at or datetime.now(UTC)).astimezone()
-    except OverflowError:
-        raise fail(f"--at {at.isoformat() if at else ''}: a time out of range") from None
+    when = read_time("--at", at)
     with refusals():
         answer = pick_backend(config).oncall(team, when)
     lines = [(a.role, a.member, a.reason) for a in (answer.primary, answer.secondary)]
+    # Wrapped between words; a word wider than the terminal ends in an ellipsis, never folds.
     emit(
         answer,
         output,
         lambda wide: Text(
             "\n".join(
-                [f"On call for {team} at {when:%Y-%m-%d %H:%M %Z}"]
+                [f"On call for {team} at {shown(when)}"]
                 + [f"  {role}: {member} — {reason}" for role, member, reason in lines]
-            )
+            ),
+            overflow="ellipsis",
         ),
     )
 
@@ -66,8 +65,12 @@ def pages(
 def override(
     team: Annotated[str, typer.Argument(help="the team whose rotation is covered")],
     member: Annotated[str, typer.Option(help="who covers (a member of the team)")],
-    starts: Annotated[datetime, typer.Option("--from", help="from when; ISO 8601")],
-    ends: Annotated[datetime, typer.Option("--until", help="until when; ISO 8601")],
+    starts: Annotated[
+        str, typer.Option("--from", help="from when: ISO 8601 (without a zone: yours), 2h, now")
+    ],
+    ends: Annotated[
+        str, typer.Option("--until", help="until when: ISO 8601 (without a zone: yours), 2h")
+    ],
     role: Annotated[str, typer.Option(help="primary or secondary")] = "primary",
     replaces: Annotated[
         str | None, typer.Option(help="only while this person would be on call")
@@ -75,15 +78,19 @@ def override(
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
 ) -> None:
     """Let someone cover a team's rotation for a while: an override wins over the rota."""
-    from rollout.cli.entry import out, pick_backend, refusals
+    from rollout.cli.entry import fail, out, pick_backend, refusals
+    from rollout.cli.zone import read_time, shown
 
+    start, end = read_time("--from", starts), read_time("--until", ends)
+    if end <= start:
+        raise fail("--until must be after --from")
     with refusals():
-        done = pick_backend(config).override(team, member, starts, ends, role, replaces)
-    start, end = done.starts_at, done.ends_at
+        done = pick_backend(config).override(team, member, start, end, role, replaces)
     out.print(
-        f"override {done.id}: {member} covers {team}'s {role} from {start:%Y-%m-%d %H:%M} to "
-        f"{end:%Y-%m-%d %H:%M} UTC" + (f", in place of {replaces}" if replaces else ""),
+        f"override {done.id}: {member} covers {team}'s {role} from {shown(done.starts_at)} to "
+        f"{shown(done.ends_at)}" + (f", in place of {replaces}" if replaces else ""),
         highlight=False,
+        soft_wrap=True,
     )
 
 

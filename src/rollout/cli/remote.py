@@ -4,9 +4,10 @@ the API over HTTP and parses the read models it answers with; the database is ne
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import httpx
@@ -32,7 +33,10 @@ from rollout.api.schemas import (
     TokenView,
     UnfrozenOut,
 )
-from rollout.cli.backend import BackendError, PageResponse, Steering
+from rollout.api.schemas.fleet import FleetView
+from rollout.api.schemas.history import EventList
+from rollout.api.schemas.status import RolloutStatus
+from rollout.cli.backend import BackendError, NotFound, PageResponse, RolloutRef, Steering
 from rollout.json_types import JsonObject, JsonValue
 from rollout.quoting import cut, masked_url
 
@@ -47,6 +51,17 @@ Query = Mapping[str, str | int | float | None]
 
 class RemoteError(BackendError):
     """The API refused, or could not be reached; the message says why in one line."""
+
+
+class RemoteNotFound(RemoteError, NotFound):
+    """The API answered 404."""
+
+
+# A long poll asks for less than the client's read timeout, so the answer always comes first.
+LONG_POLL = timedelta(seconds=25)
+# The event stream sends a comment every few seconds of quiet: a longer silence is a fault.
+STREAM_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+REOPEN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -101,7 +116,12 @@ class Remote:
             raise RemoteError(f"cannot reach the API at {where}: {cut(str(error), 200)}") from None
         if response.is_success:
             return response
-        raise RemoteError(f"{_message(response)} (HTTP {response.status_code})")
+        raise _refusal(response)
+
+
+def _refusal(response: httpx.Response) -> RemoteError:
+    refusal = RemoteNotFound if response.status_code == 404 else RemoteError
+    return refusal(f"{_message(response)} (HTTP {response.status_code})")
 
 
 def _message(response: httpx.Response) -> str:
@@ -242,3 +262,83 @@ class RemoteBackend:
 
     def tokens(self) -> list[TokenView]:
         return self._ask(TokenList, "GET", "/v1/tokens").tokens
+
+    def history(self, service: str | None, rollout_id: int | None, since: str) -> EventList:
+        params = {"service": service, "rollout": rollout_id, "since": since}
+        return self._ask(EventList, "GET", "/v1/events", params=params)
+
+    def force_promote(self, rollout_id: int, reason: str) -> SteeredOut:
+        body: JsonObject = {"force": True, "reason": reason}
+        return self._ask(SteeredOut, "POST", f"/v1/rollouts/{rollout_id}/promote", json=body)
+
+    def skip(self, rollout_id: int, environment: str, reason: str) -> SteeredOut:
+        body: JsonObject = {"environment": environment, "reason": reason}
+        return self._ask(SteeredOut, "POST", f"/v1/rollouts/{rollout_id}/skip", json=body)
+
+    def fleet(
+        self,
+        *,
+        service: str | None,
+        stage: str | None,
+        environment: str | None,
+        team: str | None,
+    ) -> FleetView:
+        params = {"service": service, "stage": stage, "environment": environment, "team": team}
+        return self._ask(FleetView, "GET", "/v1/fleet", params=params)
+
+    def rollout_status(
+        self, rollout: RolloutRef, within: timedelta, wait: timedelta
+    ) -> RolloutStatus:
+        if isinstance(rollout, int):
+            path = f"/v1/rollouts/{rollout}/status"
+        else:
+            path = f"/v1/releases/{rollout[0]}/{rollout[1]}/status"
+        start = time.monotonic()
+        status = self._ask(RolloutStatus, "GET", path, params=_waiting(within, timedelta(0)))
+        # The API waits for us, a long poll at a time: no loop of quick requests here.
+        while not status.verdict.settled:
+            elapsed = timedelta(seconds=time.monotonic() - start)
+            if elapsed >= wait:
+                break
+            params = _waiting(within - elapsed, min(wait - elapsed, LONG_POLL))
+            path = f"/v1/rollouts/{status.id}/status"
+            status = self._ask(RolloutStatus, "GET", path, params=params)
+        return status
+
+    def rollout_changes(self, rollout_id: int, within: timedelta) -> Iterator[RolloutStatus | None]:
+        url = f"{self.remote.url}/v1/rollouts/{rollout_id}/events"
+        headers = {"Authorization": f"Bearer {self.remote.token}", "Accept": "text/event-stream"}
+        start = time.monotonic()
+        final, opened = False, False
+        # A stream that ends before the final state (the API restarted) is opened again,
+        # after a pause: a proxy that cuts every stream at once must not make a busy loop.
+        while not final:
+            if opened:
+                time.sleep(REOPEN_SECONDS)
+            opened = True
+            left = within - timedelta(seconds=time.monotonic() - start)
+            params = {"within": _seconds(left)}
+            try:
+                with httpx.stream(
+                    "GET", url, params=params, headers=headers, timeout=STREAM_TIMEOUT
+                ) as response:
+                    if not response.is_success:
+                        response.read()
+                        raise _refusal(response)
+                    for line in response.iter_lines():
+                        if line.startswith("data:"):
+                            status = RolloutStatus.model_validate_json(line.removeprefix("data:"))
+                            final = status.final
+                            yield status
+                        elif line.startswith(":"):
+                            yield None  # a keep-alive: the caller may look at its clock
+            except httpx.HTTPError as error:
+                raise RemoteError(f"the API's event stream broke off: {error}") from None
+
+
+def _seconds(duration: timedelta) -> str:
+    return f"{max(duration.total_seconds(), 0):.3f}s"
+
+
+def _waiting(within: timedelta, wait: timedelta) -> Query:
+    return {"within": _seconds(within), "wait": _seconds(wait)}

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rollout.api.schemas import RolloutList
+from rollout.api.schemas import RolloutList, RolloutSummary
 from rollout.cli.entry import ConfigOption, RolloutId, fail, out, pick_backend, refusals
 from rollout.cli.output import Format, OutputOption, emit
+from rollout.cli.status import DEFAULT_TIMEOUT, TimeoutOption, WatchOption
 
 if TYPE_CHECKING:
     from rollout.cli.backend import Steering
@@ -20,16 +21,24 @@ def submit(
     version: Annotated[str, typer.Argument(help="the new version")],
     digest: Annotated[str | None, typer.Option(help="artifact digest, sha256:<64 hex>")] = None,
     config: ConfigOption = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="then wait as `rollout status --wait` (exit codes too)")
+    ] = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Submit a release; it rolls out through the stages (through the API when
-    ROLLOUT_API_URL and ROLLOUT_TOKEN are set)."""
+    ROLLOUT_API_URL and ROLLOUT_TOKEN are set). With --wait, exit as `rollout status`."""
+    from rollout.cli.status import report, timeout_of
     from rollout.observability import setup
+
+    waiting = timeout_of(timeout) if wait else None
 
     # The rollout's trace starts here when OTEL_* asks (through the API: in its header);
     # the SDK sends what it holds when the process exits.
     setup("cli", log_format=None)
+    backend = pick_backend(config)
     with refusals():
-        result = pick_backend(config).submit(service, version, digest)
+        result = backend.submit(service, version, digest)
     if result.created:
         out.print(f"submitted {service} {version}: rollout {result.rollout_id}", highlight=False)
         for old in result.superseded:
@@ -39,6 +48,8 @@ def submit(
             f"{service} {version} was already submitted: rollout {result.rollout_id}",
             highlight=False,
         )
+    if waiting is not None:
+        report(backend, result.rollout_id, waiting, wait=True, watch=False, output=Format.TABLE)
 
 
 def list_(
@@ -48,30 +59,52 @@ def list_(
     team: Annotated[str | None, typer.Option(help="only this team's rollouts")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     output: OutputOption = Format.TABLE,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="redraw; ends when every one listed is final")
+    ] = False,
 ) -> None:
     """List rollouts, newest first."""
     from rollout.cli.render import rollouts_table
+    from rollout.cli.status import watch_list
     from rollout.domain.states import RolloutState
 
     if state is not None and state not in {s.value for s in RolloutState}:
         raise fail(f"unknown state {state!r} (one of: {', '.join(s.value for s in RolloutState)})")
-    with refusals():
-        rows = pick_backend().list_rollouts(
+    backend = pick_backend()
+
+    def read() -> list[RolloutSummary]:
+        return backend.list_rollouts(
             service=service, state=state, stage=stage, team=team, limit=limit
         )
-    emit(RolloutList(rollouts=rows), output, lambda wide: rollouts_table(rows))
+
+    if watch:
+        watch_list(read, output)
+        return
+    with refusals():
+        rows = read()
+    emit(RolloutList(rollouts=rows), output, lambda wide: rollouts_table(rows, wide))
 
 
 def show(
     rollout_id: RolloutId,
+    all_: Annotated[
+        bool, typer.Option("--all", help="every environment and message, done ones too")
+    ] = False,
     output: OutputOption = Format.TABLE,
+    watch: WatchOption = False,
 ) -> None:
-    """Show a rollout: stages, environments, gate values against conditions, why it waits."""
+    """Show a rollout: a summary per stage, the gates, then the environments not done
+    (succeeded, cancelled, superseded are done) and why each waits. With --watch, redrawn
+    until it is final; then exit as `rollout status`."""
     from rollout.cli.render import rollout_story
+    from rollout.cli.status import watch_story
 
+    if watch:
+        watch_story(rollout_id, output, everything=all_)
+        return
     with refusals():
         view = pick_backend().show_rollout(rollout_id)
-    emit(view, output, lambda wide: rollout_story(view))
+    emit(view, output, lambda wide: rollout_story(view, everything=all_))
 
 
 def _steer(
@@ -107,9 +140,26 @@ def retry(rollout_id: RolloutId, config: ConfigOption = None) -> None:
     _steer(rollout_id, "retry", None, config)
 
 
-def promote(rollout_id: RolloutId) -> None:
-    """Skip the rest of the current stage's soak, once the stage has passed."""
-    _steer(rollout_id, "promote", None)
+def promote(
+    rollout_id: RolloutId,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="even if the stage has not passed: skip its gates and soak left"
+        ),
+    ] = False,
+    reason: Reason = None,
+) -> None:
+    """Skip the rest of the current stage's soak, once the stage has passed; with --force
+    (and --reason), move to the next stage now even if it has not."""
+    if not force:
+        _steer(rollout_id, "promote", reason)
+        return
+    if reason is None or not reason.strip():
+        raise fail("a forced promotion needs a reason (--reason)")
+    with refusals():
+        done = pick_backend().force_promote(rollout_id, reason)
+    out.print(done.message, highlight=False, soft_wrap=True)
 
 
 def recall(

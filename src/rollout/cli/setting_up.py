@@ -33,7 +33,9 @@ def config_validate(
             continue
         lease = timedelta(seconds=get_settings().lease_seconds)
         for warning in fleet.warnings() + longer_than_lease(fleet, lease):
-            err.print(f"[yellow]warning:[/yellow] {path}: {warning}", highlight=False)
+            err.print(
+                f"[yellow]warning:[/yellow] {path}: {warning}", highlight=False, soft_wrap=True
+            )
         out.print(
             f"{path}: ok ({len(fleet.teams)} teams, {len(fleet.services)} services, "
             f"{len(fleet.stages)} stages, {len(fleet.environments)} environments)",

@@ -103,10 +103,11 @@ class Fleet(ConfigModel):
         return sorted(chosen, key=lambda e: self._stage_index[e.stage])
 
     def warnings(self) -> list[str]:
-        """What is allowed but unwise: a rotation of more than six people (shifts come round
-        so rarely that people lose touch with the systems); a service whose maintenance
-        windows never overlap an environment's."""
-        found = []
+        """What is allowed but unwise: a team without rotations or channels; a rotation of
+        more than six people (shifts come round so rarely that people lose touch with the
+        systems); a service in an air-gapped environment (its releases need a digest); a
+        service whose maintenance windows never overlap an environment's."""
+        found = self._unreachable_teams()
         for index, team in enumerate(self.teams):
             if team.rotations is None:
                 continue
@@ -133,6 +134,7 @@ class Fleet(ConfigModel):
                     f"environments[{index}]: {environment.name} is air-gapped, but no "
                     f"`artifacts` location is set for {names}: what enters it is not verified"
                 )
+        found += self._digests_needed()
         # Windows that never overlap hold a service's upgrades in an environment for ever.
         since = datetime(2026, 1, 5, tzinfo=UTC)
         for index, service in enumerate(self.services):
@@ -146,6 +148,38 @@ class Fleet(ConfigModel):
                         f"services[{index}].windows: never overlap the windows of environment "
                         f"{environment.name}; {service.name} would never upgrade there"
                     )
+        return found
+
+    def _unreachable_teams(self) -> list[str]:
+        """A team no one person is on call for, or whose pages go out on no channel."""
+        found = []
+        for index, team in enumerate(self.teams):
+            if team.rotations is None:
+                found.append(
+                    f"teams[{index}]: {team.name} has no rotations: its pages go to the "
+                    "whole team, no one person is on call"
+                )
+            if not team.channels:
+                found.append(
+                    f"teams[{index}]: {team.name} has no channels: its pages are recorded "
+                    "but reach no one"
+                )
+        return found
+
+    def _digests_needed(self) -> list[str]:
+        """A service that deploys into an air-gapped environment: a release of it without a
+        digest is blocked there, so say so before the first one is."""
+        found = []
+        for index, service in enumerate(self.services):
+            gapped = [e.name for e in self.environments_of(service) if self.air_gapped(e)]
+            if gapped:
+                names = ", ".join(gapped[:3]) + (
+                    f" and {len(gapped) - 3} more" if len(gapped) > 3 else ""
+                )
+                found.append(
+                    f"services[{index}]: {service.name} deploys into air-gapped {names}: a "
+                    "release of it without --digest is blocked there"
+                )
         return found
 
     def artifacts_for(self, service: Service) -> Artifacts | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ __all__ = [
     "VerdictState",
     "combine",
     "judge",
+    "reading",
 ]
 
 
@@ -201,6 +203,22 @@ def _tally(policy: GatePolicy, ordered: Sequence[Measurement]) -> str:
     if inconclusives:
         parts.append(f"{inconclusives} inconclusive (limit {policy.inconclusive_limit})")
     return f", {', '.join(parts)}" if parts else ""
+
+
+def reading(value: str | None) -> tuple[str | None, float | None]:
+    """A stored measurement ("error_rate 0.071", "status 503", "health ok") as what was
+    measured and its number; a value that is not one finite number has no number."""
+    if value is None or not value.strip():
+        return None, None
+    first = value.split(",")[0].split()
+    metric = first[0] if len(first) > 1 else None
+    if "," in value or len(first) > 2:
+        return metric, None
+    try:
+        number = float(first[-1])
+    except ValueError:
+        return metric, None
+    return metric, number if math.isfinite(number) else None
 
 
 def _trailing(ordered: Sequence[Measurement], outcome: Outcome) -> int:

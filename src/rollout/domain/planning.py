@@ -31,6 +31,7 @@ class StagePlan:
         return max(environments, 1)
 
     def required(self, environments: int) -> int:
+        """How many of `environments` (those counted: not skipped) must pass."""
         # A tiny epsilon: 0.7 * 10 is 7.000000000000001 in binary floating point.
         return math.ceil(self.promote_share * environments - 1e-9)
 
@@ -100,7 +101,7 @@ def plan(
     # Promote through every stage that has passed and soaked (an empty stage passes at once).
     while True:
         index = result.stage_index
-        stage, members = stages[index], by_stage[index]
+        stage, members = stages[index], counted(by_stage[index])
         passed = sum(u.state is UpgradeState.SUCCEEDED for u in members)
         if passed < stage.required(len(members)):
             break
@@ -139,6 +140,11 @@ def plan(
     return result
 
 
+def counted(members: Sequence[UpgradeView]) -> list[UpgradeView]:
+    """A stage's environments its share is counted over: all but those an operator skipped."""
+    return [u for u in members if u.state is not UpgradeState.SKIPPED]
+
+
 class PromotionRefused(SteeringRefused):
     """The current stage cannot be promoted yet; the message says why."""
 
@@ -152,7 +158,7 @@ def end_soak(
     """The `stage_passed_at` that makes the current stage's soak over at `now`: an operator
     skips the rest of a soak, never the stage's required share of passed environments."""
     stage = stages[rollout.stage_index]
-    members = [u for u in upgrades if u.stage_index == rollout.stage_index]
+    members = counted([u for u in upgrades if u.stage_index == rollout.stage_index])
     passed = sum(u.state is UpgradeState.SUCCEEDED for u in members)
     required = stage.required(len(members))
     if passed < required:
@@ -209,7 +215,7 @@ def _waiting_for(
     result: Plan,
     now: datetime,
 ) -> Hold:
-    stage, members = stages[current], by_stage[current]
+    stage, members = stages[current], counted(by_stage[current])
     passed = sum(u.state is UpgradeState.SUCCEEDED for u in members)
     required = stage.required(len(members))
     if passed >= required and result.due_at is not None:

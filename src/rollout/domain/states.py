@@ -57,6 +57,9 @@ class UpgradeState(StrEnum):
     SUPERSEDED = "superseded"  # never started: a newer release took its place
     # Never started: its artifact failed the check before entering an air-gapped environment.
     BLOCKED = "blocked"
+    # Never started: an operator left it out of its stage (`rollout skip`), so the stage's
+    # share is counted without it.
+    SKIPPED = "skipped"
 
     @property
     def final(self) -> bool:
@@ -68,6 +71,7 @@ class UpgradeState(StrEnum):
             UpgradeState.CANCELLED,
             UpgradeState.SUPERSEDED,
             UpgradeState.BLOCKED,
+            UpgradeState.SKIPPED,
         )
 
     @property
@@ -83,15 +87,18 @@ _FINAL_UPGRADE = frozenset(
         UpgradeState.CANCELLED,
         UpgradeState.SUPERSEDED,
         UpgradeState.BLOCKED,
+        UpgradeState.SKIPPED,
     }
 )
 
 _U = UpgradeState
 UPGRADE_TRANSITIONS: dict[UpgradeState, frozenset[UpgradeState]] = {
-    _U.PENDING: frozenset({_U.READY, _U.CANCELLED, _U.SUPERSEDED}),
+    _U.PENDING: frozenset({_U.READY, _U.CANCELLED, _U.SUPERSEDED, _U.SKIPPED}),
     # A READY upgrade has not touched its environment yet, so it can still be called off,
     # or taken back to PENDING when an operator pauses its rollout.
-    _U.READY: frozenset({_U.DEPLOYING, _U.PENDING, _U.CANCELLED, _U.SUPERSEDED, _U.BLOCKED}),
+    _U.READY: frozenset(
+        {_U.DEPLOYING, _U.PENDING, _U.CANCELLED, _U.SUPERSEDED, _U.BLOCKED, _U.SKIPPED}
+    ),
     _U.DEPLOYING: frozenset({_U.VERIFYING, _U.ROLLING_BACK}),
     _U.VERIFYING: frozenset({_U.SUCCEEDED, _U.ROLLING_BACK, _U.AWAITING_DECISION}),
     _U.AWAITING_DECISION: frozenset({_U.SUCCEEDED, _U.ROLLING_BACK}),
@@ -117,6 +124,7 @@ class Steer(StrEnum):
     ABORT = "abort"
     RETRY = "retry"
     PROMOTE = "promote"
+    SKIP = "skip"
 
 
 class SteeringRefused(ValueError):
@@ -136,6 +144,8 @@ _STEERING: dict[Steer, tuple[_States, RolloutState | None, _States]] = {
     # Retry makes a new rollout; promote keeps the state and ends a soak.
     Steer.RETRY: (frozenset({_R.FAILED}), None, frozenset()),
     Steer.PROMOTE: (frozenset({_R.RUNNING}), None, frozenset()),
+    # Skip leaves one environment out of its stage; the rollout's state stays.
+    Steer.SKIP: (frozenset({_R.RUNNING, _R.PAUSED}), None, frozenset()),
 }
 _WHY_NOT: dict[Steer, str] = {
     Steer.PAUSE: "only a running rollout can be paused",
@@ -143,6 +153,7 @@ _WHY_NOT: dict[Steer, str] = {
     Steer.ABORT: "only a running or paused rollout can be aborted",
     Steer.RETRY: "only a failed rollout can be retried",
     Steer.PROMOTE: "only a running rollout can be promoted",
+    Steer.SKIP: "only a running or paused rollout's environments can be skipped",
 }
 
 

@@ -10,12 +10,14 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from rollout.config import Fleet, parse_duration
+from rollout.domain.audit import Act, Actor
 from rollout.domain.constraints import at_utc
 from rollout.domain.states import RolloutState, UpgradeState
 from rollout.engine.progress import make_due
 from rollout.engine.runtime import Runtime
 from rollout.quoting import cut, quoted
 from rollout.store.database import transaction
+from rollout.store.events import record
 from rollout.store.models import Freeze, Rollout, Upgrade
 
 KINDS = ("environment", "service")
@@ -104,6 +106,8 @@ def freeze(
     until: str | datetime,
     reason: str,
     kind: str | None = None,
+    *,
+    actor: Actor,
 ) -> FreezeView:
     """Freeze `target` until `until`; freezing it again replaces the time and the reason."""
     now = runtime.now()
@@ -122,11 +126,23 @@ def freeze(
         else:
             row.until, row.reason, row.created_at = ends, reason, now
         view = _view(row)
+        service = target if found_kind == "service" else None
+        record(
+            session,
+            actor,
+            Act.FREEZE,
+            now,
+            view.message,
+            reason=reason,
+            service=service,
+            team=fleet.service(target).team if service is not None else None,
+            subject=f"{found_kind} {target}",
+        )
     # Nothing to wake: a frozen upgrade simply is not started by the next plan.
     return view
 
 
-def unfreeze(runtime: Runtime, target: str, kind: str | None = None) -> Unfrozen:
+def unfreeze(runtime: Runtime, target: str, kind: str | None = None, *, actor: Actor) -> Unfrozen:
     """Lift the freezes of `target` and plan at once what they held."""
     now = runtime.now()
     with transaction(runtime.database_url) as session:
@@ -137,10 +153,27 @@ def unfreeze(runtime: Runtime, target: str, kind: str | None = None) -> Unfrozen
         for row in session.scalars(query):
             session.delete(row)
         kinds = [r.kind for r in rows]
+        message = f"{' and '.join(kinds)} {target} unfrozen"
+        if kinds:
+            service = target if "service" in kinds else None
+            # The service's owner, as its rollouts name it: a team token sees its own.
+            team = session.scalar(
+                select(Rollout.team).where(Rollout.service == target).order_by(Rollout.id.desc())
+            )
+            record(
+                session,
+                actor,
+                Act.UNFREEZE,
+                now,
+                message,
+                service=service,
+                team=team if service is not None else None,
+                subject=" and ".join(f"{k} {target}" for k in kinds),
+            )
     if not kinds:
         return Unfrozen(False, f"{cut(target)} was not frozen")
     _wake(runtime, target, kinds)
-    return Unfrozen(True, f"{' and '.join(kinds)} {target} unfrozen")
+    return Unfrozen(True, message)
 
 
 def active_freezes(session: Session, now: datetime) -> list[FreezeView]:

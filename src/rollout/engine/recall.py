@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from rollout.domain.audit import Act, Actor
 from rollout.domain.states import ReleaseState, RolloutState, UpgradeState, check_upgrade
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import halt, lock_rollout, replan
@@ -14,6 +15,7 @@ from rollout.engine.runtime import Runtime
 from rollout.engine.steering import take_back_ready
 from rollout.quoting import cut
 from rollout.store.database import transaction
+from rollout.store.events import record
 from rollout.store.models import Installation, Release, Rollout, Upgrade
 
 
@@ -29,7 +31,9 @@ class Recalled:
     message: str
 
 
-def recall(runtime: Runtime, service: str, version: str, reason: str | None = None) -> Recalled:
+def recall(
+    runtime: Runtime, service: str, version: str, reason: str | None = None, *, actor: Actor
+) -> Recalled:
     why = f"recalled: {reason}" if reason else "recalled"
     nudges: list[Nudge] = []
     with transaction(runtime.database_url) as session:
@@ -82,5 +86,19 @@ def recall(runtime: Runtime, service: str, version: str, reason: str | None = No
             ", ".join(rolling_off) if rolling_off else "no environment"
         )
         result = Recalled(release.id, True, tuple(rolling_off), message)
+        team = session.scalar(
+            select(Rollout.team).where(Rollout.release_id == release.id).order_by(Rollout.id)
+        )
+        record(
+            session,
+            actor,
+            Act.RECALL,
+            now,
+            message,
+            reason=reason,
+            service=service,
+            team=team,
+            subject=version,
+        )
     runtime.dispatcher.send(nudges)
     return result

@@ -20,6 +20,19 @@ rollout's lock (the lock order of every mover: the rollout row first).
 - promote: the current stage's remaining soak is skipped (its `stage_passed_at` is moved
   back so the soak is over now), only when the stage's required share of environments has
   passed. The rollout is then planned again, so the next stage starts at once.
+- promote with force (an escape hatch, with a reason): the same when the stage has passed;
+  when it has not, the rollout moves to the next stage now, without waiting for the rest of
+  the stage's gates and soak. Upgrades of the stage already started go on as they would
+  (a gate that fails still halts the rollout), and its pending ones may still start. The
+  last stage has no next one: it is refused there (skip what holds it instead).
+- skip (an escape hatch, with a reason): one environment's upgrade that has not started
+  (PENDING, or READY and not yet taken by a step) becomes SKIPPED, a final state: its
+  stage's share is counted without it, so the stage can pass. An upgrade already started
+  is refused (wait for it, or abort); READY is taken back by a claim-checked update, so a
+  step that took it first wins and the skip is refused, never both.
+
+Every action that changes something writes its event (who, what, why) in the action's own
+transaction: an action refused, or one that changed nothing, records none.
 
 An action the rollout's state does not allow raises `SteeringRefused` with a one-line
 reason (the API answers 409); an unknown rollout raises `NoSuchRollout` (404).
@@ -35,7 +48,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rollout.config import Fleet
-from rollout.domain.planning import RolloutView, end_soak
+from rollout.domain.audit import Act, Actor
+from rollout.domain.planning import PromotionRefused, RolloutView, end_soak
 from rollout.domain.states import (
     ReleaseState,
     RolloutState,
@@ -47,6 +61,7 @@ from rollout.domain.states import (
 )
 from rollout.engine.dispatch import Nudge
 from rollout.engine.progress import (
+    NO_HOLD,
     halt,
     install,
     lock_rollout,
@@ -58,11 +73,13 @@ from rollout.engine.progress import (
 )
 from rollout.engine.runtime import Runtime
 from rollout.engine.submission import open_rollout
-from rollout.store.database import transaction
+from rollout.store.database import is_postgresql, transaction
+from rollout.store.events import record
 from rollout.store.models import Release, Rollout, Upgrade
 
 __all__ = [
     "NoSuchRollout",
+    "NotInRollout",
     "Steered",
     "SteeringRefused",
     "abort",
@@ -70,11 +87,16 @@ __all__ = [
     "promote",
     "resume",
     "retry",
+    "skip",
 ]
 
 
 class NoSuchRollout(LookupError):
     """No rollout has that id."""
+
+
+class NotInRollout(LookupError):
+    """The rollout has no upgrade in that environment."""
 
 
 @dataclass(frozen=True)
@@ -99,14 +121,37 @@ class _Done:
 Action = Callable[[Session, Rollout, datetime], _Done]
 
 
-def _act(runtime: Runtime, rollout_id: int, action: Action) -> Steered:
+def _act(
+    runtime: Runtime,
+    rollout_id: int,
+    action: Action,
+    actor: Actor,
+    act: Act,
+    reason: str | None,
+    subject: str | None = None,
+) -> Steered:
     service: str | None = None
     with transaction(runtime.database_url) as session:
         rollout = lock_rollout(session, rollout_id, runtime.database_url)
         if rollout is None:
             raise NoSuchRollout(f"no rollout {rollout_id}")
-        done = action(session, rollout, runtime.now())
+        now = runtime.now()
+        done = action(session, rollout, now)
         service = rollout.service
+        if done.steered.changed:
+            # In the action's transaction: the event exists exactly if the action happened.
+            record(
+                session,
+                actor,
+                act,
+                now,
+                done.steered.message,
+                reason=reason,
+                service=rollout.service,
+                rollout_id=rollout.id,
+                team=rollout.team,
+                subject=subject,
+            )
     if done.freed:
         # As a step does after the upgrade's commit: it locks other rollouts.
         wake_waiting(runtime, service, rollout_id)
@@ -147,7 +192,7 @@ def take_back_ready(
     )
 
 
-def pause(runtime: Runtime, rollout_id: int, reason: str | None = None) -> Steered:
+def pause(runtime: Runtime, rollout_id: int, reason: str | None = None, *, actor: Actor) -> Steered:
     def action(session: Session, rollout: Rollout, now: datetime) -> _Done:
         if steer(RolloutState(rollout.state), Steer.PAUSE, f"rollout {rollout.id}") is None:
             return _no_op(rollout, f"rollout {rollout.id} is paused already: {rollout.reason}")
@@ -158,10 +203,12 @@ def pause(runtime: Runtime, rollout_id: int, reason: str | None = None) -> Steer
         message = f"rollout {rollout.id} paused: {rollout.reason}"
         return _Done(Steered(rollout.id, RolloutState.PAUSED, True, message), nudges)
 
-    return _act(runtime, rollout_id, action)
+    return _act(runtime, rollout_id, action, actor, Act.PAUSE, reason)
 
 
-def resume(runtime: Runtime, rollout_id: int, reason: str | None = None) -> Steered:
+def resume(
+    runtime: Runtime, rollout_id: int, reason: str | None = None, *, actor: Actor
+) -> Steered:
     def action(session: Session, rollout: Rollout, now: datetime) -> _Done:
         if steer(RolloutState(rollout.state), Steer.RESUME, f"rollout {rollout.id}") is None:
             return _no_op(rollout, f"rollout {rollout.id} is running already")
@@ -181,10 +228,10 @@ def resume(runtime: Runtime, rollout_id: int, reason: str | None = None) -> Stee
         steered = Steered(rollout.id, RolloutState(rollout.state), True, message)
         return _Done(steered, nudges, freed=bool(decided))
 
-    return _act(runtime, rollout_id, action)
+    return _act(runtime, rollout_id, action, actor, Act.RESUME, reason)
 
 
-def abort(runtime: Runtime, rollout_id: int, reason: str | None = None) -> Steered:
+def abort(runtime: Runtime, rollout_id: int, reason: str | None = None, *, actor: Actor) -> Steered:
     def action(session: Session, rollout: Rollout, now: datetime) -> _Done:
         if steer(RolloutState(rollout.state), Steer.ABORT, f"rollout {rollout.id}") is None:
             return _no_op(rollout, f"rollout {rollout.id} is halted already: {rollout.reason}")
@@ -206,10 +253,10 @@ def abort(runtime: Runtime, rollout_id: int, reason: str | None = None) -> Steer
         message = f"rollout {rollout.id} aborted: {why}"
         return _Done(Steered(rollout.id, RolloutState(rollout.state), True, message), nudges)
 
-    return _act(runtime, rollout_id, action)
+    return _act(runtime, rollout_id, action, actor, Act.ABORT, reason)
 
 
-def retry(runtime: Runtime, fleet: Fleet, rollout_id: int) -> Steered:
+def retry(runtime: Runtime, fleet: Fleet, rollout_id: int, *, actor: Actor) -> Steered:
     def action(session: Session, rollout: Rollout, now: datetime) -> _Done:
         # A submission at this moment must not open a second live rollout beside ours. The
         # rollout is final, so no submission waits on its lock while holding the service's.
@@ -245,10 +292,21 @@ def retry(runtime: Runtime, fleet: Fleet, rollout_id: int) -> Steered:
         steered = Steered(fresh.id, RolloutState(fresh.state), True, message, rollout.id)
         return _Done(steered, nudges)
 
-    return _act(runtime, rollout_id, action)
+    return _act(runtime, rollout_id, action, actor, Act.RETRY, None)
 
 
-def promote(runtime: Runtime, rollout_id: int) -> Steered:
+def promote(
+    runtime: Runtime,
+    rollout_id: int,
+    reason: str | None = None,
+    *,
+    actor: Actor,
+    force: bool = False,
+) -> Steered:
+    reason = (reason or "").strip() or None
+    if force and reason is None:
+        raise SteeringRefused("a forced promotion needs a reason (--reason)")
+
     def action(session: Session, rollout: Rollout, now: datetime) -> _Done:
         steer(RolloutState(rollout.state), Steer.PROMOTE, f"rollout {rollout.id}")
         stages = stages_of(rollout)
@@ -256,14 +314,92 @@ def promote(runtime: Runtime, rollout_id: int) -> Steered:
         view = RolloutView(
             RolloutState(rollout.state), rollout.stage_index, rollout.stage_passed_at
         )
-        passed_at = end_soak(view, stages, [upgrade_view(u) for u in upgrades], now)
         stage = stages[rollout.stage_index].name
-        if rollout.stage_passed_at is None or rollout.stage_passed_at > passed_at:
-            rollout.stage_passed_at = passed_at
+        try:
+            passed_at = end_soak(view, stages, [upgrade_view(u) for u in upgrades], now)
+        except PromotionRefused as refused:
+            if not force:
+                raise
+            if rollout.stage_index + 1 == len(stages):
+                raise SteeringRefused(
+                    f"{refused}; it is the last stage, so there is no next stage to force: "
+                    "skip the environments that hold it (rollout skip)"
+                ) from None
+            # The stage counts as passed now: the planner goes on from the next one.
+            rollout.stage_index, rollout.stage_passed_at = rollout.stage_index + 1, None
+            forced = f"{refused}, promoted by force"
+        else:
+            forced = ""
+            if rollout.stage_passed_at is None or rollout.stage_passed_at > passed_at:
+                rollout.stage_passed_at = passed_at
         nudges = replan(session, rollout, runtime)
         message = f"rollout {rollout.id}: stage {stage} promoted"
+        if forced:
+            message = f"rollout {rollout.id}: {forced}"
         if rollout.stage_index < len(stages) and stages[rollout.stage_index].name != stage:
             message += f"; now at stage {stages[rollout.stage_index].name}"
         return _Done(Steered(rollout.id, RolloutState(rollout.state), True, message), nudges)
 
-    return _act(runtime, rollout_id, action)
+    act = Act.FORCE_PROMOTE if force else Act.PROMOTE
+    return _act(runtime, rollout_id, action, actor, act, reason)
+
+
+def skip(
+    runtime: Runtime, rollout_id: int, environment: str, reason: str, *, actor: Actor
+) -> Steered:
+    why = reason.strip()
+    if not why:
+        raise SteeringRefused("skipping an environment needs a reason (--reason)")
+
+    def action(session: Session, rollout: Rollout, now: datetime) -> _Done:
+        steer(RolloutState(rollout.state), Steer.SKIP, f"rollout {rollout.id}")
+        query = select(Upgrade).where(
+            Upgrade.rollout_id == rollout.id, Upgrade.environment == environment
+        )
+        if is_postgresql(runtime.database_url):
+            query = query.with_for_update()
+        upgrade = session.scalars(query).one_or_none()
+        if upgrade is None:
+            raise NotInRollout(f"rollout {rollout.id} has no upgrade in {environment}")
+        state = UpgradeState(upgrade.state)
+        if state is UpgradeState.SKIPPED:
+            return _no_op(rollout, f"rollout {rollout.id}: {environment} is skipped already")
+        if state not in (UpgradeState.PENDING, UpgradeState.READY):
+            raise SteeringRefused(
+                f"rollout {rollout.id}: {environment} is {state}: only an upgrade not started "
+                "yet can be skipped (wait for it to finish, or abort the rollout)"
+            )
+        check_upgrade(state, UpgradeState.SKIPPED)
+        # Claim-checked as take_back_ready: a step taking it READY -> DEPLOYING without the
+        # rollout's lock bumps the claim too, so exactly one of the two wins.
+        taken = session.execute(
+            update(Upgrade)
+            .where(Upgrade.id == upgrade.id, Upgrade.claim == upgrade.claim)
+            .where(Upgrade.state.in_([UpgradeState.PENDING, UpgradeState.READY]))
+            .values(
+                state=UpgradeState.SKIPPED,
+                claim=Upgrade.claim + 1,
+                reason=_by_operator("skipped", why),
+                due_at=None,
+                finished_at=now,
+                **NO_HOLD,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise SteeringRefused(
+                f"rollout {rollout.id}: {environment} started meanwhile: only an upgrade not "
+                "started yet can be skipped"
+            )
+        before, stage = rollout.stage_index, upgrade.stage_index
+        session.expire(upgrade)
+        nudges = replan(session, rollout, runtime)
+        message = f"rollout {rollout.id}: {environment} skipped: {why}"
+        stages = stages_of(rollout)
+        if rollout.stage_index != before and rollout.stage_index < len(stages):
+            message += f"; now at stage {stages[rollout.stage_index].name}"
+        elif rollout.stage_index == stage and rollout.stage_passed_at is not None:
+            message += f"; stage {stages[stage].name} passed"
+        return _Done(Steered(rollout.id, RolloutState(rollout.state), True, message), nudges)
+
+    return _act(runtime, rollout_id, action, actor, Act.SKIP, why, subject=environment)

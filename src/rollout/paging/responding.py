@@ -10,10 +10,12 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rollout.domain.audit import Act, Actor
 from rollout.domain.pages import PageAction, PageActionRefused, PageState, page_move
 from rollout.paging import Action
 from rollout.paging.outbox import SAME_FACTS, address
 from rollout.plan import PagingSpec
+from rollout.store.events import record
 from rollout.store.models import Delivery, Page, PageEvent
 
 
@@ -22,6 +24,14 @@ class Response(StrEnum):
     RESOLVE = "resolve"
     MISROUTED = "misrouted"
     NOT_ACTIONABLE = "not_actionable"
+
+
+_ACTS = {
+    Response.ACKNOWLEDGE: Act.ACKNOWLEDGE,
+    Response.RESOLVE: Act.RESOLVE,
+    Response.MISROUTED: Act.MISROUTED,
+    Response.NOT_ACTIONABLE: Act.NOT_ACTIONABLE,
+}
 
 
 class ResponseRefused(ValueError):
@@ -34,24 +44,27 @@ def respond(
     response: Response,
     now: datetime,
     *,
-    actor: str,
-    token_id: int | None = None,
+    actor: Actor,
     note: str | None = None,
     to_team: str | None = None,
     to_paging: PagingSpec | None = None,
 ) -> Page | None:
-    """Apply a response to a page; return the new page when a misroute re-pages a team."""
+    """Apply a response to a page; return the new page when a misroute re-pages a team.
+    What changed is recorded in the audit trail, in the caller's transaction."""
     if response in (Response.ACKNOWLEDGE, Response.RESOLVE):
-        _move(session, page, PageAction(response.value), now, actor, token_id)
+        if _move(session, page, PageAction(response.value), now, actor):
+            _audit(session, page, response, now, actor, f"page {page.id} {page.state}")
         return None
     if response is Response.MISROUTED:
         if to_team is None or to_paging is None:
             raise ResponseRefused("a misroute names the team the page belongs to")
         if to_team == page.team:
             raise ResponseRefused(f"page {page.id} went to team {page.team} already")
-    _event(session, page, response.value, now, actor, token_id, note, to_team)
+    _event(session, page, response.value, now, actor, note, to_team)
     if page.state != PageState.RESOLVED:
-        _move(session, page, PageAction.RESOLVE, now, actor, token_id)
+        _move(session, page, PageAction.RESOLVE, now, actor)
+    told = f"page {page.id} misrouted: it is team {to_team}'s" if to_team else ""
+    _audit(session, page, response, now, actor, told or f"page {page.id} not actionable", note)
     if response is not Response.MISROUTED:
         return None
     assert to_team is not None and to_paging is not None
@@ -74,18 +87,18 @@ def _move(
     page: Page,
     action: PageAction,
     now: datetime,
-    actor: str,
-    token_id: int | None,
-) -> None:
+    actor: Actor,
+) -> bool:
+    """Move the page as `action` asks; False: it was so already."""
     try:
         move = page_move(page.id, PageState(page.state), action)
     except PageActionRefused as refused:
         raise ResponseRefused(str(refused)) from None
     if not move.changed:
-        return
+        return False
     page.state = move.state
     page.escalate_at = None  # someone is on it: nobody else needs waking
-    _event(session, page, move.state, now, actor, token_id)
+    _event(session, page, move.state, now, actor)
     # Tell every channel the page went through, once per channel and action.
     done = {
         d.channel
@@ -101,6 +114,30 @@ def _move(
             continue
         seen.add(sent.channel)
         session.add(_follow_up(sent, Action(action.value), now))
+    return True
+
+
+def _audit(
+    session: Session,
+    page: Page,
+    response: Response,
+    now: datetime,
+    actor: Actor,
+    message: str,
+    reason: str | None = None,
+) -> None:
+    record(
+        session,
+        actor,
+        _ACTS[response],
+        now,
+        message,
+        reason=reason,
+        service=page.service,
+        rollout_id=page.rollout_id,
+        team=page.team,
+        subject=f"page {page.id}",
+    )
 
 
 def _follow_up(sent: Delivery, action: Action, now: datetime) -> Delivery:
@@ -123,8 +160,7 @@ def _event(
     page: Page,
     action: str,
     now: datetime,
-    actor: str,
-    token_id: int | None,
+    actor: Actor,
     note: str | None = None,
     misrouted_to: str | None = None,
 ) -> None:
@@ -134,8 +170,8 @@ def _event(
             action=action,
             misrouted_to=misrouted_to,
             note=note,
-            token_id=token_id,
-            actor=actor,
+            token_id=actor.token_id,
+            actor=actor.name,
             at=now,
         )
     )

@@ -413,3 +413,24 @@ class Freeze(Base):
     until: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Event(Base):
+    """One line of the audit trail: who (a token, or a local user) did what, when and why;
+    written in the transaction of the action itself, so it exists exactly if the action
+    happened. Never a secret."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(255))  # "token 3 (ci deploy)", "local:alice"
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
+    action: Mapped[str] = mapped_column(String(32))  # an Act
+    # What it was about, as far as it names one: for the filters and a team token's view.
+    service: Mapped[str | None] = mapped_column(String(63), index=True)
+    rollout_id: Mapped[int | None] = mapped_column(ForeignKey("rollouts.id"), index=True)
+    team: Mapped[str | None] = mapped_column(String(63))
+    subject: Mapped[str | None] = mapped_column(String(255))  # an environment, a page, a token
+    message: Mapped[str] = mapped_column(Text)  # what the action did, in one line
+    reason: Mapped[str | None] = mapped_column(Text)  # why, as the actor gave it

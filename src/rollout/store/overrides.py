@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from rollout.config import Team
+from rollout.domain.audit import Act, Actor
 from rollout.quoting import quoted
+from rollout.store.events import record
 from rollout.store.models import Override
 
 
@@ -24,6 +26,8 @@ def add_override(
     now: datetime,
     role: str = "primary",
     replaces: str | None = None,
+    *,
+    actor: Actor,
 ) -> Override:
     """Write the override (it wins over the rota from `starts` to `ends`); refuse a mistake."""
     members = {m.name: m for m in team.members}
@@ -55,4 +59,15 @@ def add_override(
     )
     session.add(row)
     session.flush()
+    instead = f" in place of {replaces}" if replaces else ""
+    record(
+        session,
+        actor,
+        Act.OVERRIDE,
+        now,
+        f"override {row.id}: {member} covers {team.name}'s {role}{instead} from "
+        f"{start.isoformat()} to {end.isoformat()}",
+        team=team.name,
+        subject=member,
+    )
     return row

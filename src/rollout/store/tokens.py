@@ -14,7 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rollout.config import NAME_PATTERN, Fleet
+from rollout.domain.audit import Act, Actor
 from rollout.quoting import cut, quoted
+from rollout.store.events import record
 from rollout.store.models import ApiToken
 
 # A recognisable prefix lets secret scanners find a leaked token.
@@ -124,6 +126,8 @@ def create_token(
     team: str | None = None,
     note: str | None = None,
     environments: list[str] | None = None,
+    *,
+    actor: Actor,
 ) -> tuple[TokenInfo, str]:
     """Record a new token; the secret returned here is never available again."""
     services = sorted(set(services or []))
@@ -143,16 +147,40 @@ def create_token(
     )
     session.add(row)
     session.flush()
+    # What it grants, never its secret.
+    grant = services or environments or ([team] if team else [])
+    granted = f" for {', '.join(grant)}" if grant else ""
+    record(
+        session,
+        actor,
+        Act.TOKEN_CREATE,
+        now,
+        f"{scope} token {row.id} created{granted}",
+        reason=note,
+        team=team,
+        subject=f"token {row.id}",
+    )
     return TokenInfo.of(row), secret
 
 
-def revoke_token(session: Session, token_id: int, now: datetime) -> TokenInfo | None:
+def revoke_token(
+    session: Session, token_id: int, now: datetime, *, actor: Actor
+) -> TokenInfo | None:
     """Revoke a token (revoking twice keeps the first time); None if there is no such token."""
     row = session.get(ApiToken, token_id)
     if row is None:
         return None
     if row.revoked_at is None:
         row.revoked_at = now
+        record(
+            session,
+            actor,
+            Act.TOKEN_REVOKE,
+            now,
+            f"{row.scope} token {row.id} revoked",
+            team=row.team,
+            subject=f"token {row.id}",
+        )
     return TokenInfo.of(row)
 
 

@@ -41,9 +41,14 @@ EXPECTED = [
     ("rollouts", "POST", "/v1/rollouts/{rollout_id}/abort", ("steering",)),
     ("rollouts", "POST", "/v1/rollouts/{rollout_id}/retry", ("steering",)),
     ("rollouts", "POST", "/v1/rollouts/{rollout_id}/promote", ("steering",)),
+    ("rollouts", "POST", "/v1/rollouts/{rollout_id}/skip", ("steering",)),
+    ("status", "GET", "/v1/rollouts/{rollout_id}/status", ("rollouts",)),
+    ("status", "GET", "/v1/releases/{service}/{version}/status", ("rollouts",)),
+    ("status", "GET", "/v1/rollouts/{rollout_id}/events", ("rollouts",)),
     ("fleet", "GET", "/v1/environments", ("environments",)),
     ("fleet", "GET", "/v1/services", ("services",)),
     ("fleet", "GET", "/v1/services/{name}", ("services",)),
+    ("fleet", "GET", "/v1/fleet", ("environments",)),
     ("oncall", "GET", "/v1/teams/{team}/oncall", ("on-call",)),
     ("oncall", "POST", "/v1/teams/{team}/overrides", ("on-call",)),
     ("pages", "GET", "/v1/pages", ("pages",)),
@@ -58,6 +63,7 @@ EXPECTED = [
     ("agents", "GET", "/v1/agents/{environment}/desired", ("agents",)),
     ("agents", "POST", "/v1/agents/{environment}/reports", ("agents",)),
     ("agents", "POST", "/v1/agents/{environment}/health", ("agents",)),
+    ("events", "GET", "/v1/events", ("history",)),
 ]
 
 
@@ -146,6 +152,8 @@ def test_every_app_has_its_own_frozen_context(fleet: Fleet, tmp_path: Path) -> N
         ("/v1/services", "team=a"),
         ("/v1/teams/a/oncall", "at=2026-01-01T00:00:00Z"),
         ("/v1/tokens", ""),
+        ("/v1/rollouts/1/status", "within=30m&wait=1s"),
+        ("/v1/rollouts/1/events", "within=30m&wait=1s"),
     ],
 )
 def test_each_route_knows_its_query_parameters_and_refuses_others(

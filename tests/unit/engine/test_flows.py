@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from rollout.domain.audit import Actor
 from rollout.domain.gates import Outcome
 from rollout.domain.holds import HoldKind
 from rollout.domain.states import RolloutState, UpgradeState
@@ -18,6 +19,9 @@ from tests.unit.engine.conftest import ENVIRONMENTS, World, fleet_config
 from tests.waiting import wait_for
 
 R, U = RolloutState, UpgradeState
+
+
+TESTER = Actor.local("tester")
 
 
 def test_a_good_release_goes_through_every_stage_once(world: World) -> None:
@@ -88,7 +92,9 @@ def test_an_inconclusive_gate_pauses_and_resuming_passes_it(world: World) -> Non
     (page,) = world.pages()
     assert (page.kind, page.severity) == ("decision", "P4")
 
-    steering.resume(world.runtime, submitted.rollout_id, "expected during the migration")
+    steering.resume(
+        world.runtime, submitted.rollout_id, "expected during the migration", actor=TESTER
+    )
     world.reaches(submitted.rollout_id, R.SUCCEEDED)
     assert world.running() == {env: "2.0.0" for env in ENVIRONMENTS}
 
@@ -97,7 +103,7 @@ def test_abort_halts_and_rolls_back_what_waits_for_a_decision(world: World) -> N
     world.gate.scripts[("canary-1", "checkout", "2.0.0")] = [Outcome.INCONCLUSIVE]
     submitted = world.submit("2.0.0")
     world.reaches(submitted.rollout_id, R.PAUSED)
-    steering.abort(world.runtime, submitted.rollout_id, "not today")
+    steering.abort(world.runtime, submitted.rollout_id, "not today", actor=TESTER)
     world.reaches(submitted.rollout_id, R.FAILED)
     assert world.upgrades(submitted.rollout_id)["canary-1"].state == U.ROLLED_BACK
     assert world.running() == {env: "1.0.0" for env in ENVIRONMENTS}
@@ -122,7 +128,7 @@ def test_a_newer_release_supersedes_the_older_rollout(world: World) -> None:
 def test_recall_rolls_the_version_off_everywhere_without_a_page(world: World) -> None:
     submitted = world.submit("2.0.0")
     world.reaches(submitted.rollout_id, R.SUCCEEDED)
-    recall(world.runtime, "checkout", "2.0.0", "a bad migration")
+    recall(world.runtime, "checkout", "2.0.0", "a bad migration", actor=TESTER)
     before = {env: "1.0.0" for env in ENVIRONMENTS}
     # The fleet rolls back first, the record follows in the step's write: wait for both.
     wait_for(
@@ -134,7 +140,14 @@ def test_recall_rolls_the_version_off_everywhere_without_a_page(world: World) ->
 
 
 def test_a_freeze_holds_an_environment_until_it_is_lifted(world: World) -> None:
-    freeze(world.runtime, world.fleet, "prod-1", world.runtime.now() + timedelta(hours=1), "audit")
+    freeze(
+        world.runtime,
+        world.fleet,
+        "prod-1",
+        world.runtime.now() + timedelta(hours=1),
+        "audit",
+        actor=TESTER,
+    )
     submitted = world.submit("2.0.0")
     held = wait_for(
         lambda: (
@@ -145,7 +158,7 @@ def test_a_freeze_holds_an_environment_until_it_is_lifted(world: World) -> None:
     )
     assert held.state == U.PENDING and held.hold_subject == "prod-1"
     assert "frozen until" in (held.hold_reason or "")
-    unfreeze(world.runtime, "prod-1")
+    unfreeze(world.runtime, "prod-1", actor=TESTER)
     world.reaches(submitted.rollout_id, R.SUCCEEDED)
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from rollout.api.routes import (
     agents,
     config,
+    events,
     fleet,
     freezes,
     health,
@@ -15,6 +16,7 @@ from rollout.api.routes import (
     pages,
     releases,
     rollouts,
+    status,
     tokens,
 )
 
@@ -24,6 +26,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     releases.router,
     freezes.router,
     rollouts.router,
+    status.router,
     fleet.router,
     oncall.router,
     pages.router,
@@ -31,4 +34,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     config.router,
     tokens.router,
     agents.router,
+    events.router,
 )

@@ -1,4 +1,5 @@
-"""The fleet as it runs: environments with their installed versions, and services."""
+"""The fleet as it runs: the matrix of services × environments, environments with their
+installed versions, and services."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from fastapi import APIRouter, HTTPException
 from rollout.api import reads
 from rollout.api.auth import check_team, visible_team
 from rollout.api.deps import Context, NamePath, NameQuery, Reader
+from rollout.api.fleet_read import UnknownFilter, fleet_view
 from rollout.api.schemas import EnvironmentList, ServiceBrief, ServiceList, ServiceView
+from rollout.api.schemas.fleet import FleetView
 from rollout.store.database import reading
 from rollout.store.tokens import Scope
 
@@ -47,3 +50,25 @@ def show_service(name: NamePath, token: Reader, ctx: Context) -> ServiceView:
         view = reads.service_view(session, ctx.fleet, name)
     assert view is not None
     return view
+
+
+@router.get("/v1/fleet", tags=["environments"], responses={404: {"description": "unknown filter"}})
+def show_fleet(
+    token: Reader,
+    ctx: Context,
+    service: NameQuery = None,
+    stage: NameQuery = None,
+    environment: NameQuery = None,
+    team: NameQuery = None,
+) -> FleetView:
+    """The fleet at a glance: each service's installed version in each environment, marked
+    when an upgrade is in flight, failed, held or queued, or the version is recalled; the
+    environments grouped by stage in the config's order. A team token sees its services."""
+    team = visible_team(token, team)
+    try:
+        with reading(ctx.database_url) as session:
+            return fleet_view(
+                session, ctx.fleet, service=service, stage=stage, environment=environment, team=team
+            )
+    except UnknownFilter as error:
+        raise HTTPException(404, str(error)) from None

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException
 
+from rollout.api.auth import actor_of
 from rollout.api.deps import Context, NamePath, Reader, Steerer
 from rollout.api.errors import conflict
 from rollout.api.schemas import FreezeIn, FreezeKind, FreezeList, FreezeOut, UnfrozenOut
@@ -27,11 +28,19 @@ REFUSED = conflict(
 
 
 @router.post("/v1/freezes", status_code=201, responses=REFUSED)
-def post_freeze(body: Annotated[FreezeIn, Body()], _: Steerer, ctx: Context) -> FreezeOut:
+def post_freeze(body: Annotated[FreezeIn, Body()], token: Steerer, ctx: Context) -> FreezeOut:
     """Freeze an environment or a service until a time: no new upgrade starts there, and
     `rollout show` says so. Freezing it again replaces the time and the reason."""
     try:
-        done = freeze(ctx.runtime, ctx.fleet, body.target, body.until, body.reason, body.kind)
+        done = freeze(
+            ctx.runtime,
+            ctx.fleet,
+            body.target,
+            body.until,
+            body.reason,
+            body.kind,
+            actor=actor_of(token),
+        )
     except UnknownTarget as error:
         raise HTTPException(404, str(error)) from None
     except FreezeRefused as error:
@@ -49,10 +58,10 @@ def get_freezes(_: Reader, ctx: Context) -> FreezeList:
 
 @router.delete("/v1/freezes/{target}")
 def delete_freeze(
-    target: NamePath, _: Steerer, ctx: Context, kind: FreezeKind | None = None
+    target: NamePath, token: Steerer, ctx: Context, kind: FreezeKind | None = None
 ) -> UnfrozenOut:
     """Lift the freeze of an environment or a service (`kind` only for a name that is
     both); what it held is planned at once. Lifting a freeze that is not there changes
     nothing."""
-    done = unfreeze(ctx.runtime, target, kind)
+    done = unfreeze(ctx.runtime, target, kind, actor=actor_of(token))
     return UnfrozenOut(changed=done.changed, message=done.message)

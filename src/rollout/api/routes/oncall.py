@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Query
 
-from rollout.api.auth import check_team
+from rollout.api.auth import actor_of, check_team
 from rollout.api.context import ApiContext
 from rollout.api.deps import Context, NamePath, Reader
 from rollout.api.schemas import OnCallOut, OverrideIn, OverrideOut
@@ -67,6 +67,7 @@ def post_override(
                 ctx.now(),
                 role=body.role,
                 replaces=body.replaces,
+                actor=actor_of(token),
             )
             return override_out(row)
     except OverrideRefused as error:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rollout.api import reads
-from rollout.api.auth import check_team, visible_team
+from rollout.api.auth import actor_of, check_team, visible_team
 from rollout.api.context import ApiContext
 from rollout.api.deps import MAX_ID, Context, Id, Limit, NameQuery, Reader
 from rollout.api.errors import conflict
@@ -100,8 +100,7 @@ def _respond(
                 page,
                 response,
                 ctx.now(),
-                actor=f"token {token.id}",
-                token_id=token.id,
+                actor=actor_of(token),
                 note=note,
                 to_team=to_team,
                 to_paging=to_paging,

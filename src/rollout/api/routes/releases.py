@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Response
 
-from rollout.api.auth import forbidden
+from rollout.api.auth import actor_of, forbidden
 from rollout.api.deps import Context, Pipeline, Steerer
 from rollout.api.schemas import ErrorOut, RecalledOut, RecallIn, SubmitIn, SubmittedOut
 from rollout.api.views import recalled_out
@@ -65,12 +65,12 @@ def submit_release(
 
 
 @router.post("/v1/releases/recall")
-def recall_release(body: Annotated[RecallIn, Body()], _: Steerer, ctx: Context) -> RecalledOut:
+def recall_release(body: Annotated[RecallIn, Body()], token: Steerer, ctx: Context) -> RecalledOut:
     """Recall a release: no new upgrade to it anywhere; every environment running it rolls
     off to its last good version at once (no gates, no ramp). Recalling again changes
     nothing."""
     try:
-        done = recall(ctx.runtime, body.service, body.version, body.reason)
+        done = recall(ctx.runtime, body.service, body.version, body.reason, actor=actor_of(token))
     except NoSuchRelease as error:
         raise HTTPException(404, str(error)) from None
     return recalled_out(done)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException
 
+from rollout.api.auth import actor_of
 from rollout.api.deps import Admin, Context, Id
 from rollout.api.schemas import (
     AgentTokenIn,
@@ -37,7 +38,7 @@ def get_tokens(_: Admin, ctx: Context) -> TokenList:
 
 
 @router.post("/v1/tokens", status_code=201)
-def post_token(body: Annotated[TokenIn, Body()], _: Admin, ctx: Context) -> TokenCreated:
+def post_token(body: Annotated[TokenIn, Body()], token: Admin, ctx: Context) -> TokenCreated:
     """Create a token; its secret is in this answer only."""
     services = body.services if isinstance(body, PipelineTokenIn) else []
     team = body.team if isinstance(body, TeamTokenIn) else None
@@ -48,7 +49,14 @@ def post_token(body: Annotated[TokenIn, Body()], _: Admin, ctx: Context) -> Toke
     try:
         with transaction(ctx.database_url) as session:
             info, secret = create_token(
-                session, body.scope, ctx.now(), services, team, body.note, places
+                session,
+                body.scope,
+                ctx.now(),
+                services,
+                team,
+                body.note,
+                places,
+                actor=actor_of(token),
             )
     except TokenError as error:
         raise HTTPException(422, str(error)) from None
@@ -56,10 +64,10 @@ def post_token(body: Annotated[TokenIn, Body()], _: Admin, ctx: Context) -> Toke
 
 
 @router.post("/v1/tokens/{token_id}/revoke")
-def post_revoke(token_id: Id, _: Admin, ctx: Context) -> TokenView:
+def post_revoke(token_id: Id, token: Admin, ctx: Context) -> TokenView:
     """Revoke a token; it is refused from the next request on."""
     with transaction(ctx.database_url) as session:
-        info = revoke_token(session, token_id, ctx.now())
+        info = revoke_token(session, token_id, ctx.now(), actor=actor_of(token))
     if info is None:
         raise HTTPException(404, f"no token {token_id}")
     return token_view(info)

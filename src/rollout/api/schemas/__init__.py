@@ -17,6 +17,7 @@ from rollout.api.schemas.base import (
     Strict,
     Version,
 )
+from rollout.api.schemas.history import EventView
 from rollout.store.tokens import NOTE_MAX, Scope
 
 __all__ = ["DIGEST_PATTERN", "Digest", "Name", "Note", "Strict", "Version"]
@@ -52,6 +53,8 @@ class RolloutSummary(Strict):
     done: int
     total: int
     reason: str | None
+    created_at: datetime = Field(description="when it was submitted")
+    updated_at: datetime
 
 
 class RolloutList(Strict):
@@ -76,13 +79,25 @@ class GateView(Strict):
     """A gate's last measurement in one environment: the value and the condition held."""
 
     name: str
-    value: str | None
-    condition: str
+    metric: str | None = Field(description="what was measured (error_rate, status); null: none")
+    value: float | None = Field(description="the last measured number; null: not a number")
+    observed: str | None = Field(description="the measurement as taken: 'error_rate 0.071'")
+    condition: str = Field(description="the condition it was held against: error_rate < 0.05")
     outcome: str
     taken: int
     failures: int
     errors: int
     last_at: datetime
+
+
+class RolloutGate(Strict):
+    """A gate of a rollout's plan: what it measures and the conditions it holds."""
+
+    name: str
+    type: str
+    query: str | None = Field(description="a Prometheus gate's query; never a URL")
+    success_condition: str | None
+    failure_condition: str | None
 
 
 class UpgradeView(Strict):
@@ -96,6 +111,9 @@ class UpgradeView(Strict):
     reason: str | None
     hold_reason: str | None
     gates: list[GateView]
+    hold_kind: str | None = Field(
+        default=None, description="why it waits, as a kind: stage, window, freeze, dependency…"
+    )
 
 
 class DeliveryView(Strict):
@@ -146,6 +164,15 @@ class RolloutDetailView(Strict):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    gates: list[RolloutGate] = Field(
+        default_factory=list, description="the gates of its plan: what each measures, once"
+    )
+    soak_ends_at: datetime | None = Field(
+        default=None, description="the current stage passed and soaks until then"
+    )
+    actions: list[EventView] = Field(
+        default_factory=list, description="what people did to it: who, when, why; oldest first"
+    )
 
 
 class Installed(Strict):
