@@ -36,6 +36,8 @@ ID_COMMANDS = [
     ("misrouted", "{id}", "--to", "search"),
     ("not-actionable", "{id}", "--reason", "noise"),
     ("token", "revoke", "{id}"),
+    ("skip", "{id}", "prod-1", "--reason", "stuck"),
+    ("history", "--rollout", "{id}"),
 ]
 
 
@@ -259,6 +261,7 @@ SWEEP: list[tuple[list[str], list[str]]] = [
     (["agent"], ["'config'"]),
     (["demo", "--bogus"], ["--bogus"]),
     (["nosuchcommand"], ["nosuchcommand"]),
+    (["status", "search-api", TEN_KB], ["no rollout of search-api", "…"]),
     (["oncall", "payments", "--at", "9999-12-31T23:59:59-23:59"], ["--at", "out of range"]),
     (["oncall", "payments", "--at", "0001-01-01T00:00:00+23:59"], ["--at", "out of range"]),
     (
