@@ -36,6 +36,8 @@ ID_COMMANDS = [
     ("misrouted", "{id}", "--to", "search"),
     ("not-actionable", "{id}", "--reason", "noise"),
     ("token", "revoke", "{id}"),
+    ("skip", "{id}", "prod-1", "--reason", "stuck"),
+    ("history", "--rollout", "{id}"),
 ]
 
 
@@ -223,8 +225,8 @@ SWEEP: list[tuple[list[str], list[str]]] = [
     (["list", "-o", "bogus"], ["'bogus'"]),
     (["freeze", "nosuch", "--until", "2h", "--reason", "x"], ["'nosuch'"]),
     (["freeze", TEN_KB, "--until", "2h", "--reason", "x"], ["unknown", "…"]),
-    (["freeze", "search-api", "--until", "bogus", "--reason", "x"], ["invalid until 'bogus'"]),
-    (["freeze", "search-api", "--until", TEN_KB, "--reason", "x"], ["…"]),
+    (["freeze", "search-api", "--until", "bogus", "--reason", "x"], ["--until", "'bogus'"]),
+    (["freeze", "search-api", "--until", "x" + TEN_KB, "--reason", "x"], ["--until", "…"]),
     (["freeze", "search-api", "--until", "2h", "--reason", ""], ["reason"]),
     (["freeze", "search-api", "--until", "2h", "--reason", "x", "--kind", "bogus"], ["'bogus'"]),
     (["oncall", "nosuch"], ["unknown team 'nosuch'"]),
@@ -239,8 +241,8 @@ SWEEP: list[tuple[list[str], list[str]]] = [
         ["unknown role 'bogus'"],
     ),
     (["pages", "--limit", "0"], ["--limit", "0"]),
-    (["hygiene", "--since", "bogus"], ["invalid duration 'bogus'"]),
-    (["hygiene", "--since", TEN_KB], ["--since", "…"]),
+    (["hygiene", "--since", "bogus"], ["--since", "'bogus'"]),
+    (["hygiene", "--since", "x" + TEN_KB], ["--since", "…"]),
     (["hygiene", "--team", "nosuch"], ["unknown team 'nosuch'"]),
     (["hygiene", "--night-budget", "-1"], ["--night-budget", "-1"]),
     (["recall", "nosuch", "1.0"], ["no release nosuch 1.0"]),
@@ -259,13 +261,14 @@ SWEEP: list[tuple[list[str], list[str]]] = [
     (["agent"], ["'config'"]),
     (["demo", "--bogus"], ["--bogus"]),
     (["nosuchcommand"], ["nosuchcommand"]),
+    (["status", "search-api", TEN_KB], ["no rollout of search-api", "…"]),
     (["oncall", "payments", "--at", "9999-12-31T23:59:59-23:59"], ["--at", "out of range"]),
     (["oncall", "payments", "--at", "0001-01-01T00:00:00+23:59"], ["--at", "out of range"]),
     (
         ["override", "payments", "--member", "Ada Park", *EXTREMES],
         ["0001-01-01T00:00:00+23:59", "out of range"],
     ),
-    (["hygiene", "--since", "99999999d"], ["--since", "at most 600 years", "99999999d"]),
+    (["hygiene", "--since", "99999999d"], ["--since", "out of range", "99999999d"]),
     (["demo", "-c", "{tmp}/empty"], ["{tmp}/empty", "no *.yaml"]),
     (["show"], ["'rollout_id'"]),
 ]

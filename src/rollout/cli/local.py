@@ -33,7 +33,7 @@ from rollout.api.schemas.status import RolloutStatus
 from rollout.cli.backend import BackendError, NotFound, PageResponse, RolloutRef, Steering
 from rollout.config import Fleet, Team
 from rollout.domain.audit import Actor
-from rollout.quoting import quoted
+from rollout.quoting import cut, quoted
 from rollout.store.database import reading, transaction
 
 if TYPE_CHECKING:
@@ -307,7 +307,7 @@ class LocalBackend:
             if rollout_id is not None:
                 found = rollout_status(session, rollout_id, datetime.now(UTC), deadline)
         if found is None:
-            what = rollout if isinstance(rollout, int) else "of " + " ".join(rollout)
+            what = rollout if isinstance(rollout, int) else "of " + " ".join(map(cut, rollout))
             raise NotFound(f"no rollout {what}")
         return found
 

@@ -19,6 +19,7 @@ from rollout.api.schemas.status import RolloutStatus
 from rollout.api.status import release_rollout, rollout_owner, rollout_status
 from rollout.config import VERSION_PATTERN
 from rollout.durations import parse_duration
+from rollout.quoting import cut
 from rollout.store.database import reading
 from rollout.store.tokens import TokenInfo
 
@@ -108,7 +109,7 @@ async def status_of_release(
         with reading(ctx.database_url) as session:
             rollout_id = release_rollout(session, service, version)
         if rollout_id is None:
-            raise HTTPException(404, f"no rollout of {service} {version}")
+            raise HTTPException(404, f"no rollout of {cut(service)} {cut(version)}")
         return _reader(ctx, token, rollout_id, deadline)
 
     read = await anyio.to_thread.run_sync(find)
