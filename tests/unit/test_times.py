@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollout.api.routes.hygiene import WINDOW_PATTERN
+from rollout.api.deps import WINDOW_PATTERN
 from rollout.cli.zone import window_text
 from rollout.durations import parse_window
 from rollout.times import TimeError, parse_since, parse_time, shown

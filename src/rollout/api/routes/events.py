@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
 from rollout.api import reads
 from rollout.api.auth import check_team, visible_team
-from rollout.api.deps import MAX_ID, Context, Limit, NameQuery, Reader
+from rollout.api.deps import MAX_ID, Context, Limit, NameQuery, Reader, Window, window_of
 from rollout.api.history import timeline
-from rollout.api.routes.hygiene import WINDOW_PATTERN
 from rollout.api.schemas.history import EventList
-from rollout.durations import parse_window
 from rollout.store.database import reading
 
 router = APIRouter(tags=["history"])
@@ -25,24 +22,13 @@ def get_events(
     ctx: Context,
     service: NameQuery = None,
     rollout: Annotated[int | None, Query(ge=1, le=MAX_ID, description="one rollout's")] = None,
-    since: Annotated[
-        str,
-        Query(
-            min_length=2,
-            max_length=32,
-            pattern=WINDOW_PATTERN,
-            description="how far back to look: 7d, 12h, 2w",
-        ),
-    ] = "7d",
+    since: Window = "7d",
     limit: Limit = 1000,
 ) -> EventList:
     """The timeline, oldest first: releases submitted, stages passed, pages, rollbacks,
     rollouts ended, and what people did (who, when, why). A team token sees its team's
     only."""
-    try:
-        window: timedelta = parse_window(since)
-    except ValueError as error:
-        raise HTTPException(422, f"since: {error}") from None
+    window = window_of(since)
     team = visible_team(token, None)
     with reading(ctx.database_url) as session:
         if rollout is not None:
