@@ -22,6 +22,9 @@ def test_no_input_breaks_the_api(api_database_url: str) -> None:
     # The admin sees and may do the most: the widest surface for the fuzzer.
     headers = {"Authorization": f"Bearer {world.tokens['admin']}"}
     schema = schemathesis.openapi.from_asgi("/openapi.json", world.app)
+    # A NUL in text is refused with a 422 that the document cannot state (PostgreSQL holds
+    # no NUL): tests/unit/api/test_pure.py checks that refusal; here it is not generated.
+    schema.config.generation.update(allow_x00=False)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 15
 

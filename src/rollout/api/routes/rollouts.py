@@ -13,7 +13,7 @@ from rollout.api.auth import actor_of, check_rollout_reader, visible_team
 from rollout.api.deps import Context, Id, Limit, NameQuery, Reader, RolloutReader, Steerer
 from rollout.api.errors import conflict
 from rollout.api.schemas import RolloutDetailView, RolloutList, SteeredOut, SteerIn
-from rollout.api.schemas.steering import PromoteIn, SkipIn
+from rollout.api.schemas.steering import ForcedPromoteIn, PromoteBody, PromoteIn, SkipIn
 from rollout.api.status import rollout_owner
 from rollout.api.views import steered_out
 from rollout.domain.states import RolloutState
@@ -104,14 +104,18 @@ def retry_rollout(
 
 @router.post("/v1/rollouts/{rollout_id}/promote", tags=["steering"], responses=REFUSED)
 def promote_rollout(
-    rollout_id: Id, token: Steerer, ctx: Context, body: Annotated[PromoteIn | None, Body()] = None
+    rollout_id: Id,
+    token: Steerer,
+    ctx: Context,
+    body: Annotated[PromoteBody | None, Body()] = None,
 ) -> SteeredOut:
     """Skip the rest of the current stage's soak; only once the stage has passed. With
     `force` (and a reason), move on to the next stage even if it has not passed."""
     asked = body or PromoteIn()
+    force = isinstance(asked, ForcedPromoteIn)
     return _steer(
         lambda: steering.promote(
-            ctx.runtime, rollout_id, asked.reason, actor=actor_of(token), force=asked.force
+            ctx.runtime, rollout_id, asked.reason, actor=actor_of(token), force=force
         )
     )
 

@@ -32,7 +32,16 @@ POLL_SECONDS = 0.5
 # A comment line this often keeps an idle event stream open through proxies.
 KEEPALIVE_SECONDS = 5.0
 
-DurationQuery = Annotated[str | None, Query(max_length=16, description="a duration: 30s, 5m")]
+# What parse_duration reads, bounded so no sum overflows: the schema says exactly what the
+# endpoints accept (units largest first, each at most once, or a bare number of seconds).
+DURATION_PATTERN = (
+    r"^(\d{1,6}(\.\d{1,6})?d)?(\d{1,7}(\.\d{1,6})?h)?(\d{1,8}(\.\d{1,6})?m)?"
+    r"(\d{1,9}(\.\d{1,6})?s)?(\d{1,9}ms)?$|^\d{1,9}(\.\d{1,6})?$"
+)
+DurationQuery = Annotated[
+    str | None,
+    Query(min_length=1, max_length=32, pattern=DURATION_PATTERN, description="a duration: 30s, 5m"),
+]
 VersionPath = Annotated[str, Path(pattern=VERSION_PATTERN, max_length=64)]
 STATUS_RESPONSES: dict[int | str, dict[str, str]] = {404: {"description": "no such rollout"}}
 
