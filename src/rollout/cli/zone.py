@@ -74,5 +74,6 @@ def window_text(given: str, window: timedelta) -> str:
     try:
         parse_window(given)
     except ValueError:
-        return format_duration(timedelta(seconds=max(1, round(window.total_seconds()))))
+        # Whole seconds down: the window then starts at the time given or just after, never before.
+        return format_duration(timedelta(seconds=max(1, int(window.total_seconds()))))
     return given.strip()
